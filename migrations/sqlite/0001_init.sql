@@ -1,0 +1,57 @@
+-- Tenants: the accounts that own files.
+CREATE TABLE tenants (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+
+-- Files. A row is written only after its blob is durable (see DESIGN.md §1). Deleted rows are
+-- kept (deleted_at set) until the garbage collector has removed their blob.
+CREATE TABLE files (
+    id           TEXT    PRIMARY KEY,
+    tenant_id    INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    resource     TEXT    NOT NULL,
+    resource_id  TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    blob_key     TEXT    NOT NULL UNIQUE,
+    size         INTEGER NOT NULL,
+    content_type TEXT    NOT NULL,
+    sha256       TEXT    NOT NULL,
+    is_public    INTEGER NOT NULL DEFAULT 0,
+    expire_at    INTEGER,
+    created_at   INTEGER NOT NULL,
+    deleted_at   INTEGER
+);
+
+-- One live file per (tenant, resource, resource_id, name): re-uploads replace.
+CREATE UNIQUE INDEX files_live_key ON files (tenant_id, resource, resource_id, name)
+    WHERE deleted_at IS NULL;
+-- Listing a resource's files (own and public) in name order.
+CREATE INDEX files_resource_name ON files (resource, resource_id, name) WHERE deleted_at IS NULL;
+-- list_files by tenant, and the public files of any tenant.
+CREATE INDEX files_tenant_name ON files (tenant_id, name) WHERE deleted_at IS NULL;
+CREATE INDEX files_public_name ON files (name) WHERE deleted_at IS NULL AND is_public = 1;
+-- The garbage collector's scans.
+CREATE INDEX files_deleted ON files (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX files_expire ON files (expire_at) WHERE expire_at IS NOT NULL;
+
+-- Uploads in progress: a blob key is recorded before its first byte is written, so a crash at
+-- any moment leaves a row that names what the garbage collector must remove.
+CREATE TABLE upload_intents (
+    blob_key   TEXT    PRIMARY KEY,
+    tenant_id  INTEGER NOT NULL,
+    started_at INTEGER NOT NULL
+);
+
+-- Blobs no row points at any more (replaced files), waiting for the garbage collector.
+CREATE TABLE garbage (
+    blob_key TEXT    PRIMARY KEY,
+    added_at INTEGER NOT NULL
+);
+
+-- Refresh tokens already used (rotation): a jti here is refused.
+CREATE TABLE refresh_blacklist (
+    jti        TEXT    PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);

@@ -1,0 +1,200 @@
+//! Wiring: [`App::build`] opens the stores, migrates, loads TLS and binds the listeners;
+//! [`App::run_until_stopped`] serves until a shutdown signal. Tests start the real server
+//! through the same two calls.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::{Auth, load_or_create_secret};
+use crate::blob::{Blob, BlobError};
+use crate::config::{Config, parse_addr};
+use crate::http::{AppState, server};
+use crate::meta::{Meta, MetaError};
+use crate::service::Files;
+use crate::upload::Budget;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours just stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Open both stores as configured and apply pending migrations.
+pub async fn open_stores(cfg: &Config) -> Result<(Meta, Blob), StartError> {
+    std::fs::create_dir_all(&cfg.server.data_dir).map_err(|source| StartError::Io {
+        what: format!("create data_dir {}", cfg.server.data_dir.display()),
+        source,
+    })?;
+    let meta = Meta::open(cfg).await?;
+    meta.migrate().await?;
+    let blob = Blob::open(cfg).await?;
+    Ok((meta, blob))
+}
+
+/// Build the authenticator (loading or creating the JWT secret).
+pub fn build_auth(cfg: &Config) -> Result<Auth, StartError> {
+    let secret = load_or_create_secret(&cfg.auth, &cfg.server.data_dir).map_err(|source| {
+        StartError::Io {
+            what: "JWT secret".into(),
+            source,
+        }
+    })?;
+    Ok(Auth::new(&cfg.auth, &secret))
+}
+
+/// A built server: stores open, listeners bound, not yet serving.
+pub struct App {
+    state: Arc<AppState>,
+    https: TcpListener,
+    plain: Option<TcpListener>,
+    tls: TlsAcceptor,
+}
+
+async fn bind(addr: &str, key: &str) -> Result<TcpListener, StartError> {
+    let addr = parse_addr(addr).map_err(|m| crate::config::ConfigError::Invalid {
+        key: if key == "listen" {
+            "server.listen"
+        } else {
+            "server.plain_listen"
+        },
+        message: m,
+    })?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Io {
+            what: format!("bind server.{key} {addr}"),
+            source,
+        })
+}
+
+impl App {
+    pub async fn build(cfg: Config) -> Result<App, StartError> {
+        cfg.validate()?;
+        let (meta, blob) = open_stores(&cfg).await?;
+        let tls = TlsAcceptor::from(crate::tls::server_config(&cfg)?);
+        let auth = build_auth(&cfg)?;
+        let https = bind(&cfg.server.listen, "listen").await?;
+        let plain = match &cfg.server.plain_listen {
+            Some(a) => Some(bind(a, "plain_listen").await?),
+            None => None,
+        };
+        let files = Files {
+            meta,
+            blob,
+            budget: Budget::new(cfg.limits.buffer_budget),
+        };
+        let state = Arc::new(AppState {
+            cfg: Arc::new(cfg),
+            auth,
+            files,
+            metrics: prometheus(),
+        });
+        Ok(App {
+            state,
+            https,
+            plain,
+            tls,
+        })
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serve until `shutdown` resolves; then stop accepting and give in-flight requests
+    /// `server.shutdown_grace_secs` to finish. Runs the garbage collector periodically.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let grace = Duration::from_secs(self.state.cfg.server.shutdown_grace_secs);
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(server::serve(
+            self.https,
+            Some(self.tls),
+            self.state.clone(),
+            stop_rx.clone(),
+            grace,
+        ));
+        if let Some(plain) = self.plain {
+            tasks.spawn(server::serve(
+                plain,
+                None,
+                self.state.clone(),
+                stop_rx.clone(),
+                grace,
+            ));
+        }
+        let gc = tokio::spawn(periodic_gc(self.state.clone(), stop_rx));
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        gc.abort();
+    }
+}
+
+async fn periodic_gc(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let every = state.cfg.gc.interval_secs;
+    if every == 0 {
+        return;
+    }
+    let grace = Duration::from_secs(state.cfg.gc.grace_secs);
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.tick().await; // The first tick is immediate; start one interval after boot.
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = server::stopped(&mut stop) => return,
+        }
+        match crate::gc::sweep(&state.files.meta, &state.files.blob, grace, false).await {
+            Ok(r) => tracing::info!(
+                files = r.files_reaped,
+                blobs = r.blobs_removed(),
+                failures = r.failures,
+                "gc sweep done"
+            ),
+            Err(e) => tracing::warn!(error = %e, "gc sweep failed"),
+        }
+    }
+}

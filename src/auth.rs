@@ -1,0 +1,361 @@
+//! Authentication: JWT access/refresh tokens (SimpleJWT semantics), argon2id passwords, signed
+//! download links, and the failed-login limiter.
+//!
+//! Secrets: the JWT secret comes from `auth.jwt_secret` or is generated once into
+//! `data_dir/jwt.secret` (mode 0600). Download links are signed with a key derived from it, so
+//! one secret is all a cluster of nodes must share.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm as ArgonAlg, Argon2, Params, Version};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::config::AuthConfig;
+use crate::domain::{Tenant, TenantId};
+
+/// argon2id with OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane. With
+/// `auth.max_concurrent_hashes` (default 2) at most ~38 MiB go to hashing on a 1 GiB machine.
+const ARGON_M_KIB: u32 = 19 * 1024;
+const ARGON_T: u32 = 2;
+const ARGON_P: u32 = 1;
+
+/// Claims of both token types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub token_type: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// The tenant's id (SimpleJWT's claim name).
+    pub user_id: i64,
+    pub username: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Bad signature, wrong algorithm, expired, malformed, or the wrong token type.
+    #[error("token not valid")]
+    InvalidToken,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Tokens and passwords, configured once.
+pub struct Auth {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    url_key: Vec<u8>,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    hashing: Semaphore,
+    argon: Argon2<'static>,
+    /// Verified against when the username is unknown, so both paths cost one argon2 run.
+    dummy_hash: String,
+    pub limiter: LoginLimiter,
+}
+
+/// Read `auth.jwt_secret`, else `data_dir/jwt.secret`, else make and keep a new one.
+pub fn load_or_create_secret(cfg: &AuthConfig, data_dir: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(s) = &cfg.jwt_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} holds fewer than 32 bytes",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, secret.as_bytes())?;
+    Ok(secret.into_bytes())
+}
+
+/// Write a file readable by its owner only.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Auth {
+    pub fn new(cfg: &AuthConfig, secret: &[u8]) -> Auth {
+        let params = Params::new(ARGON_M_KIB, ARGON_T, ARGON_P, None)
+            .expect("constant argon2 parameters are valid");
+        let argon = Argon2::new(ArgonAlg::Argon2id, Version::V0x13, params);
+        let salt = SaltString::encode_b64(b"mtfu-dummy-salt!").expect("a constant salt is valid");
+        let dummy_hash = argon
+            .hash_password(b"mtfu dummy password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(b"mtfu download links v1");
+        Auth {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+            url_key: mac.finalize().into_bytes().to_vec(),
+            access_ttl: cfg.access_ttl_secs as i64,
+            refresh_ttl: cfg.refresh_ttl_secs as i64,
+            hashing: Semaphore::new(cfg.max_concurrent_hashes),
+            argon,
+            dummy_hash,
+            limiter: LoginLimiter::new(
+                cfg.max_failed_logins_per_user,
+                cfg.max_failed_logins_per_ip,
+                Duration::from_secs(cfg.login_window_secs),
+            ),
+        }
+    }
+
+    fn sign(&self, tenant: &Tenant, token_type: &str, ttl: i64) -> String {
+        let now = unix_now();
+        let claims = Claims {
+            token_type: token_type.into(),
+            exp: now + ttl,
+            iat: now,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            user_id: tenant.id.0,
+            username: tenant.name.as_str().into(),
+        };
+        // HS256 encoding of a serialisable struct cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).unwrap_or_default()
+    }
+
+    /// A new (refresh, access) pair.
+    pub fn issue_pair(&self, tenant: &Tenant) -> (String, String) {
+        (
+            self.sign(tenant, "refresh", self.refresh_ttl),
+            self.sign(tenant, "access", self.access_ttl),
+        )
+    }
+
+    fn verify(&self, token: &str, token_type: &str) -> Result<Claims, AuthError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &v)
+            .map_err(|_| AuthError::InvalidToken)?;
+        if data.claims.token_type != token_type {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(data.claims)
+    }
+
+    /// The tenant id of a valid access token (the caller checks the tenant still exists).
+    pub fn verify_access(&self, token: &str) -> Result<TenantId, AuthError> {
+        self.verify(token, "access").map(|c| TenantId(c.user_id))
+    }
+
+    /// The claims of a valid refresh token (the caller blacklists its `jti`).
+    pub fn verify_refresh(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify(token, "refresh")
+    }
+
+    pub async fn hash_password(&self, password: String) -> Result<String, AuthError> {
+        let _p = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let argon = self.argon.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            argon
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AuthError::Hash(e.to_string()))
+        })
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))?
+    }
+
+    /// Check `password` against `hash`, or against a dummy hash when there is no such user, so
+    /// that the answer takes as long either way. argon2's comparison is constant-time.
+    pub async fn verify_password(&self, hash: Option<String>, password: String) -> bool {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let Ok(_p) = self.hashing.acquire().await else {
+            return false;
+        };
+        let argon = self.argon.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| argon.verify_password(password.as_bytes(), &h).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        ok && known
+    }
+
+    /// Signature of a download link for `file_id` owned by `owner`, valid until `expires`
+    /// (Unix seconds).
+    pub fn url_signature(&self, owner: TenantId, file_id: &str, expires: i64) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.url_key).expect("HMAC takes keys of any length");
+        mac.update(format!("{}\n{}\n{}", owner.0, file_id, expires).as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `sig` is the signature of that link and it has not expired.
+    pub fn check_url(&self, owner: TenantId, file_id: &str, expires: i64, sig: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let want = self.url_signature(owner, file_id, expires);
+        expires > unix_now() && bool::from(want.as_bytes().ct_eq(sig.as_bytes()))
+    }
+}
+
+/// Counts failed logins per username and per client address in a sliding window.
+///
+/// Per node: each mtfu process counts its own failures. Behind a load balancer with N nodes an
+/// attacker gets at most N times the limit, which still bounds guessing; documented in README.
+pub struct LoginLimiter {
+    per_user: u32,
+    per_ip: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// Entries kept before old ones are swept, so a flood of usernames cannot grow memory unbounded.
+const LIMITER_MAX_KEYS: usize = 100_000;
+
+impl LoginLimiter {
+    pub fn new(per_user: u32, per_ip: u32, window: Duration) -> Self {
+        Self {
+            per_user,
+            per_ip,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds to wait if this user or address is over its limit.
+    pub fn blocked_for(&self, username: &str, ip: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let map = self.failures.lock().ok()?;
+        let check = |key: String, limit: u32| -> Option<u64> {
+            let q = map.get(&key)?;
+            let recent: Vec<_> = q.iter().filter(|t| now - **t < self.window).collect();
+            if recent.len() as u32 >= limit {
+                let oldest = recent.first()?;
+                Some((self.window - (now - **oldest)).as_secs().max(1))
+            } else {
+                None
+            }
+        };
+        check(format!("u:{username}"), self.per_user)
+            .or_else(|| check(format!("a:{ip}"), self.per_ip))
+    }
+
+    pub fn record_failure(&self, username: &str, ip: IpAddr) {
+        let now = Instant::now();
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        if map.len() >= LIMITER_MAX_KEYS {
+            let window = self.window;
+            map.retain(|_, q| q.back().is_some_and(|t| now - *t < window));
+        }
+        for key in [format!("u:{username}"), format!("a:{ip}")] {
+            let q = map.entry(key).or_default();
+            while q.front().is_some_and(|t| now - *t >= self.window) {
+                q.pop_front();
+            }
+            q.push_back(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TenantName;
+
+    fn auth() -> Auth {
+        Auth::new(&AuthConfig::default(), &[7u8; 32])
+    }
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: TenantId(3),
+            name: TenantName::parse("john1").expect("name"),
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_is_not_an_access_token() {
+        let a = auth();
+        let (refresh, access) = a.issue_pair(&tenant());
+        assert_eq!(a.verify_access(&access), Ok(TenantId(3)));
+        assert_eq!(a.verify_access(&refresh), Err(AuthError::InvalidToken));
+        assert!(a.verify_refresh(&access).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let other = Auth::new(&AuthConfig::default(), &[8u8; 32]);
+        let (_, access) = other.issue_pair(&tenant());
+        assert_eq!(auth().verify_access(&access), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn a_tampered_download_signature_is_refused() {
+        let a = auth();
+        let exp = unix_now() + 60;
+        let sig = a.url_signature(TenantId(3), "abc", exp);
+        assert!(a.check_url(TenantId(3), "abc", exp, &sig));
+        assert!(!a.check_url(TenantId(4), "abc", exp, &sig));
+        assert!(!a.check_url(TenantId(3), "abd", exp, &sig));
+        assert!(!a.check_url(TenantId(3), "abc", exp + 1, &sig));
+        let past = unix_now() - 1;
+        let sig = a.url_signature(TenantId(3), "abc", past);
+        assert!(!a.check_url(TenantId(3), "abc", past, &sig));
+    }
+
+    #[test]
+    fn the_limiter_blocks_after_the_limit_and_only_that_user() {
+        let l = LoginLimiter::new(3, 100, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        for _ in 0..3 {
+            assert!(l.blocked_for("a", ip).is_none());
+            l.record_failure("a", ip);
+        }
+        assert!(l.blocked_for("a", ip).is_some());
+        assert!(l.blocked_for("b", ip).is_none());
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_and_unknown_users_fail() {
+        let a = auth();
+        let h = a.hash_password("test".into()).await.expect("hash");
+        assert!(a.verify_password(Some(h.clone()), "test".into()).await);
+        assert!(!a.verify_password(Some(h), "nope".into()).await);
+        assert!(!a.verify_password(None, "test".into()).await);
+    }
+}

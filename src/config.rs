@@ -1,0 +1,381 @@
+//! Configuration: built-in defaults < TOML file < `MTFU_*` environment variables.
+//!
+//! Every key is documented once, in `config/mtfu.toml`. Environment variables use `__` between
+//! sections: `MTFU_LIMITS__MAX_FILE_SIZE=1048576` sets `limits.max_file_size`. The whole
+//! configuration is parsed and validated once at start; a bad value is a one-line error that
+//! names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub metadata: MetadataConfig,
+    pub blobs: BlobsConfig,
+    pub gc: GcConfig,
+}
+
+/// Listeners, state directory and protections against slow or hostile clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTPS listener, `host:port`.
+    pub listen: String,
+    /// Optional plain-HTTP listener for running behind a TLS-terminating proxy. Off by default.
+    pub plain_listen: Option<String>,
+    /// Where the SQLite database, local blobs, generated secrets and certificates live.
+    pub data_dir: PathBuf,
+    /// Base URL used for links mtfu builds (signed download URLs), e.g. `https://files.example.com`.
+    /// Unset: built from the request's scheme and `Host`.
+    pub public_url: Option<String>,
+    /// Time allowed to finish the TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Time allowed to send a request's headers (HTTP/1).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no bytes read or written for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// An upload whose body sends nothing for this long is aborted (a minimum body rate).
+    pub body_read_timeout_secs: u64,
+    /// Largest request head (request line + headers) accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            plain_listen: None,
+            data_dir: PathBuf::from("data"),
+            public_url: None,
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// TLS certificate. Without `cert_path`/`key_path` a self-signed certificate is generated on
+/// first start and kept in `data_dir/tls/`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the self-signed certificate (besides localhost,
+    /// 127.0.0.1 and ::1).
+    pub self_signed_names: Vec<String>,
+}
+
+/// Tokens and passwords.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret. Unset: generated once and kept in `data_dir/jwt.secret`. Every node sharing a
+    /// database must use the same secret.
+    pub jwt_secret: Option<String>,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    /// argon2 hashes computed at once (each takes ~19 MiB of RAM).
+    pub max_concurrent_hashes: usize,
+    /// Failed logins allowed per username, and per client address, within `login_window_secs`.
+    pub max_failed_logins_per_user: u32,
+    pub max_failed_logins_per_ip: u32,
+    pub login_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            access_ttl_secs: 3600,
+            refresh_ttl_secs: 86_400,
+            max_concurrent_hashes: 2,
+            max_failed_logins_per_user: 10,
+            max_failed_logins_per_ip: 50,
+            login_window_secs: 300,
+        }
+    }
+}
+
+/// Sizes, lifetimes and the memory budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest file accepted, in bytes (the original service: 10485760).
+    pub max_file_size: u64,
+    /// Files expire this many seconds after upload unless the client says otherwise. Unset: never.
+    pub default_ttl_secs: Option<u64>,
+    /// `page_size` above this is capped.
+    pub max_page_size: u64,
+    /// Lifetime of the signed download URLs in listings.
+    pub url_ttl_secs: u64,
+    /// Bytes of request bodies held in memory by all uploads together.
+    pub buffer_budget: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_file_size: 10 * 1024 * 1024,
+            default_ttl_secs: None,
+            max_page_size: 1000,
+            url_ttl_secs: 3600,
+            buffer_budget: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which metadata store, and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    pub backend: MetadataBackend,
+    pub sqlite: SqliteConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataBackend {
+    #[default]
+    Sqlite,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqliteConfig {
+    /// Database file. Unset: `data_dir/mtfu.sqlite3`.
+    pub path: Option<PathBuf>,
+}
+
+/// Which blob store, and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    pub backend: BlobBackendKind,
+    pub local: LocalBlobConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackendKind {
+    #[default]
+    Local,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalBlobConfig {
+    /// Directory of the blobs. Unset: `data_dir/blobs`.
+    pub path: Option<PathBuf>,
+}
+
+/// The garbage collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// `serve` runs the collector this often. 0 turns the periodic run off.
+    pub interval_secs: u64,
+    /// Deleted or expired files, and abandoned uploads, are kept this long before their blobs
+    /// are removed (a download that has begun may still be reading).
+    pub grace_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 600,
+            grace_secs: 3600,
+        }
+    }
+}
+
+/// A configuration that could not be loaded, with the key at fault when there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // figment's Display lists every error; the first names its key and is what to fix.
+        let first = e.into_iter().next();
+        let text = match first {
+            Some(err) => {
+                let key = err.path.join(".");
+                let mut kind = err.kind.to_string();
+                if !key.is_empty() {
+                    kind = format!("key `{key}`: {kind}");
+                }
+                match err.metadata.as_ref() {
+                    Some(md) => format!("{kind} (from {})", md.name),
+                    None => kind,
+                }
+            }
+            None => "unknown error".into(),
+        };
+        ConfigError::Load(text)
+    }
+}
+
+impl Config {
+    /// Load defaults, then `path` (if given; a missing file is an error), then `MTFU_*`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        // MTFU_TEST_* belong to the test suite, MTFU_CONFIG and MTFU_LOG to the CLI.
+        fig = fig.merge(
+            Env::prefixed("MTFU_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    !k.starts_with("test_") && k != "config" && k != "log"
+                })
+                .split("__"),
+        );
+        let cfg: Config = fig.extract()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        parse_addr(&self.server.listen).map_err(|m| invalid("server.listen", m))?;
+        if let Some(p) = &self.server.plain_listen {
+            parse_addr(p).map_err(|m| invalid("server.plain_listen", m))?;
+        }
+        if let Some(u) = &self.server.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(invalid(
+                "server.public_url",
+                "must start with https:// or http://",
+            ));
+        }
+        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+            return Err(invalid(
+                "tls.cert_path",
+                "tls.cert_path and tls.key_path must be set together",
+            ));
+        }
+        if self.limits.max_file_size == 0 {
+            return Err(invalid("limits.max_file_size", "must be at least 1"));
+        }
+        if self.limits.max_page_size == 0 {
+            return Err(invalid("limits.max_page_size", "must be at least 1"));
+        }
+        if self.limits.buffer_budget < 1024 * 1024 {
+            return Err(invalid("limits.buffer_budget", "must be at least 1048576"));
+        }
+        if self.auth.max_concurrent_hashes == 0 {
+            return Err(invalid("auth.max_concurrent_hashes", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(invalid("server.max_header_bytes", "must be at least 8192"));
+        }
+        if let Some(s) = &self.auth.jwt_secret
+            && s.len() < 32
+        {
+            return Err(invalid("auth.jwt_secret", "must be at least 32 bytes"));
+        }
+        Ok(())
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.metadata
+            .sqlite
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("mtfu.sqlite3"))
+    }
+
+    pub fn local_blob_path(&self) -> PathBuf {
+        self.blobs
+            .local
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("blobs"))
+    }
+}
+
+/// `host:port` with a literal address (`0.0.0.0:443`, `[::]:443`) or `localhost:port`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| format!("bad port in {s:?}"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not host:port with a literal IP address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[limits]\nmax_file_size = \"lots\"\n").expect("write");
+        let err = Config::load(Some(&p)).expect_err("must fail").to_string();
+        assert!(err.contains("limits.max_file_size"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[server]\nlisten_on = \"x\"\n").expect("write");
+        let err = Config::load(Some(&p)).expect_err("must fail").to_string();
+        assert!(err.contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_its_key() {
+        let mut c = Config::default();
+        c.server.listen = "nowhere".into();
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("server.listen"), "{err}");
+    }
+}

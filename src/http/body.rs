@@ -1,0 +1,194 @@
+//! Request bodies as byte streams, with the slow-client protection: a body that sends nothing
+//! for `server.body_read_timeout_secs` ends with an error instead of holding an upload open.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+/// After an upload is refused (too large), the rest of its body is read and thrown away, at most
+/// this much and this long, so that the client reads the error instead of a connection reset.
+const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the client sent nothing for {0:?}")]
+    Timeout(Duration),
+    #[error("reading the request body failed: {0}")]
+    Read(#[from] hyper::Error),
+}
+
+/// The data frames of a request body; trailers are skipped.
+pub struct BodyStream {
+    body: Incoming,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+    armed: bool,
+    timed_out: bool,
+}
+
+impl BodyStream {
+    pub fn new(body: Incoming, idle: Duration) -> Self {
+        Self {
+            body,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            armed: false,
+            timed_out: false,
+        }
+    }
+
+    /// Whether the stream ended because the client went silent.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Read and discard what is left, within the drain bounds, in the background.
+    pub fn drain_in_background(mut self) {
+        tokio::spawn(async move {
+            let deadline = Instant::now() + DRAIN_MAX_TIME;
+            let mut seen = 0u64;
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, self.next()).await {
+                seen += chunk.len() as u64;
+                if seen > DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+impl Stream for BodyStream {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.armed = false;
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    if !this.armed {
+                        this.sleep.as_mut().reset(Instant::now() + this.idle);
+                        this.armed = true;
+                    }
+                    if this.sleep.as_mut().poll(cx).is_ready() {
+                        this.timed_out = true;
+                        return Poll::Ready(Some(Err(BodyError::Timeout(this.idle))));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// Read a whole small body (token requests, forms), refusing more than `max` bytes.
+pub async fn read_small(body: Incoming, max: usize, idle: Duration) -> Result<Bytes, String> {
+    let mut stream = BodyStream::new(body, idle);
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if buf.len() + chunk.len() > max {
+            return Err(format!("request body larger than {max} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Largest token request or non-multipart form accepted.
+pub const SMALL_BODY_MAX: usize = 64 * 1024;
+
+/// The fields of a small form body: JSON object, `application/x-www-form-urlencoded`, or
+/// `multipart/form-data` text fields. No body or no `Content-Type`: no fields. Values that are
+/// files in a multipart body are reported as `FormValue::File`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormValue {
+    Text(String),
+    File,
+}
+
+pub async fn small_form(
+    req: http::Request<Incoming>,
+    idle: Duration,
+) -> Result<std::collections::HashMap<String, FormValue>, super::error::ApiError> {
+    use super::error::ApiError;
+    let ct = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let bytes = read_small(req.into_body(), SMALL_BODY_MAX, idle)
+        .await
+        .map_err(ApiError::bad_request)?;
+    let mut out = std::collections::HashMap::new();
+    match mime.as_str() {
+        "" if bytes.is_empty() => {}
+        "application/json" => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))?;
+            let serde_json::Value::Object(map) = v else {
+                return Err(ApiError::bad_request(
+                    "JSON parse error - expected an object",
+                ));
+            };
+            for (k, v) in map {
+                let text = match v {
+                    serde_json::Value::Null => continue,
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.insert(k, FormValue::Text(text));
+            }
+        }
+        "application/x-www-form-urlencoded" => {
+            for (k, v) in form_urlencoded::parse(&bytes) {
+                out.insert(k.into_owned(), FormValue::Text(v.into_owned()));
+            }
+        }
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(&ct)
+                .map_err(|e| ApiError::bad_request(format!("Multipart form parse error - {e}")))?;
+            let once = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+            let mut mp = multer::Multipart::new(once, boundary);
+            while let Some(field) = mp
+                .next_field()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("Multipart form parse error - {e}")))?
+            {
+                let name = field.name().unwrap_or_default().to_owned();
+                if field.file_name().is_some() {
+                    out.insert(name, FormValue::File);
+                } else {
+                    let text = field.text().await.map_err(|e| {
+                        ApiError::bad_request(format!("Multipart form parse error - {e}"))
+                    })?;
+                    out.insert(name, FormValue::Text(text));
+                }
+            }
+        }
+        _ => return Err(ApiError::UnsupportedMediaType(ct)),
+    }
+    Ok(out)
+}

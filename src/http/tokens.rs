@@ -1,0 +1,109 @@
+//! `POST /api/token/` and `POST /api/token/refresh/`: SimpleJWT's obtain-pair and rotating
+//! refresh, with its shapes and messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::body::{FormValue, small_form};
+use super::error::ApiError;
+use super::{AppState, Ctx, Response, json_response};
+use crate::domain::TenantId;
+
+/// DRF's CharField checks: present, and not blank.
+fn required<'a>(
+    fields: &'a HashMap<String, FormValue>,
+    names: &[&str],
+) -> Result<Vec<&'a str>, ApiError> {
+    let mut errors = BTreeMap::new();
+    let mut values = Vec::new();
+    for name in names {
+        match fields.get(*name) {
+            None | Some(FormValue::File) => {
+                errors.insert(
+                    name.to_string(),
+                    vec!["This field is required.".to_string()],
+                );
+            }
+            Some(FormValue::Text(s)) if s.is_empty() => {
+                errors.insert(
+                    name.to_string(),
+                    vec!["This field may not be blank.".to_string()],
+                );
+            }
+            Some(FormValue::Text(s)) => values.push(s.as_str()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(ApiError::Fields(errors))
+    }
+}
+
+fn idle(state: &AppState) -> Duration {
+    Duration::from_secs(state.cfg.server.body_read_timeout_secs)
+}
+
+pub async fn obtain(
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let fields = small_form(req, idle(state)).await?;
+    let v = required(&fields, &["username", "password"])?;
+    let (username, password) = (v[0], v[1]);
+    let ip = ctx.conn.peer.ip();
+    if let Some(wait_secs) = state.auth.limiter.blocked_for(username, ip) {
+        return Err(ApiError::Throttled { wait_secs });
+    }
+    let found = state.files.meta.tenant_by_name(username).await?;
+    let (tenant, hash) = match found {
+        Some((t, h)) => (Some(t), Some(h)),
+        None => (None, None),
+    };
+    let ok = state.auth.verify_password(hash, password.to_owned()).await;
+    let Some(tenant) = tenant.filter(|_| ok) else {
+        state.auth.limiter.record_failure(username, ip);
+        metrics::counter!("mtfu_failed_logins_total").increment(1);
+        return Err(ApiError::BadCredentials);
+    };
+    let (refresh, access) = state.auth.issue_pair(&tenant);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"refresh": refresh, "access": access}),
+    ))
+}
+
+pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Response, ApiError> {
+    let fields = small_form(req, idle(state)).await?;
+    let token = required(&fields, &["refresh"])?[0];
+    let claims = state
+        .auth
+        .verify_refresh(token)
+        .map_err(|_| ApiError::RefreshInvalid)?;
+    let tenant = state
+        .files
+        .meta
+        .tenant_by_id(TenantId(claims.user_id))
+        .await?
+        .ok_or(ApiError::RefreshInvalid)?;
+    // Rotation: the presented token is spent. The blacklist lives in the metadata store, so a
+    // token used on one node is refused on every other.
+    let first_use = state
+        .files
+        .meta
+        .blacklist_refresh(&claims.jti, claims.exp.saturating_mul(1_000_000))
+        .await?;
+    if !first_use {
+        return Err(ApiError::RefreshInvalid);
+    }
+    let (refresh, access) = state.auth.issue_pair(&tenant);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"access": access, "refresh": refresh}),
+    ))
+}

@@ -1,0 +1,243 @@
+//! The `mtfu` command: serve, migrate, manage tenants, load demo data, collect garbage.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mtfu::app::{App, build_auth, open_stores};
+use mtfu::blob::Blob;
+use mtfu::config::Config;
+use mtfu::domain::TenantName;
+use mtfu::meta::{Meta, MetaError};
+
+#[derive(Parser)]
+#[command(name = "mtfu", version, about = "Multi-tenant file upload server")]
+struct Cli {
+    /// TOML configuration file (keys: see config/mtfu.toml). Environment: MTFU_* override it.
+    #[arg(long, global = true, env = "MTFU_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Create the demo tenants john1..john10 (password `test`) first, if missing.
+        #[arg(long)]
+        init_data: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Create the demo tenants john1..john10 with password `test` (like the original init_data).
+    InitData,
+    /// Remove the blobs of deleted and expired files, abandoned uploads and orphans.
+    Gc {
+        /// List what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override gc.grace_secs: only what is older than this is touched.
+        #[arg(long)]
+        grace_secs: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Add a tenant; the password is read from a prompt, or from stdin when it is not a terminal.
+    Add { name: String },
+    /// List tenants.
+    List,
+    /// Remove a tenant and all its files.
+    Remove { name: String },
+    /// Set a tenant's password (prompt or stdin).
+    Passwd { name: String },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MTFU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A password from a terminal prompt (asked twice), or the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    let pw = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Password (again): ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if pw.is_empty() {
+        bail!("the password must not be empty");
+    }
+    Ok(pw)
+}
+
+fn tenant_name(s: &str) -> anyhow::Result<TenantName> {
+    TenantName::parse(s).map_err(|m| anyhow::anyhow!("{s:?}: {m}"))
+}
+
+async fn init_data(cfg: &Config, meta: &Meta) -> anyhow::Result<()> {
+    let auth = build_auth(cfg)?;
+    let hash = auth.hash_password("test".into()).await?;
+    let mut made = 0;
+    for i in 1..=10 {
+        let name = tenant_name(&format!("john{i}"))?;
+        match meta.create_tenant(&name, &hash).await {
+            Ok(_) => made += 1,
+            Err(MetaError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    eprintln!(
+        "WARNING: demo tenants john1..john10 have the password `test` ({made} created now). \
+         They are for trying mtfu out; remove them (`mtfu tenant remove johnN`) on any server \
+         others can reach."
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, no backtrace.
+            eprintln!("mtfu: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { init_data: demo } => {
+            if demo {
+                let (meta, _) = open_stores(&cfg).await?;
+                init_data(&cfg, &meta).await?;
+            }
+            let describe = (Meta::describe(&cfg), Blob::describe(&cfg));
+            let app = App::build(cfg.clone()).await?;
+            println!(
+                "mtfu {} listening on https://{}",
+                env!("CARGO_PKG_VERSION"),
+                app.https_addr()
+            );
+            if let Some(p) = app.plain_addr() {
+                println!("plain HTTP (for a TLS-terminating proxy) on http://{p}");
+            }
+            println!("metadata: {}; blobs: {}", describe.0, describe.1);
+            if cfg.tls.cert_path.is_none() {
+                println!(
+                    "TLS: self-signed certificate {} (clients need -k / --cacert)",
+                    mtfu::tls::cert_paths(&cfg).0.display()
+                );
+            }
+            app.run_until_stopped(shutdown_signal()).await;
+        }
+        Command::Migrate => {
+            let meta = Meta::open(&cfg).await?;
+            let n = meta.migrate().await?;
+            println!("{n} migration(s) applied");
+        }
+        Command::InitData => {
+            let (meta, _) = open_stores(&cfg).await?;
+            init_data(&cfg, &meta).await?;
+        }
+        Command::Tenant { command } => {
+            let (meta, _) = open_stores(&cfg).await?;
+            match command {
+                TenantCommand::Add { name } => {
+                    let name = tenant_name(&name)?;
+                    let hash = build_auth(&cfg)?.hash_password(read_password()?).await?;
+                    meta.create_tenant(&name, &hash)
+                        .await
+                        .with_context(|| format!("adding tenant {name}"))?;
+                    println!("tenant {name} added");
+                }
+                TenantCommand::List => {
+                    for t in meta.list_tenants().await? {
+                        println!("{}", t.name);
+                    }
+                }
+                TenantCommand::Remove { name } => {
+                    if !meta.remove_tenant(&tenant_name(&name)?).await? {
+                        bail!("no tenant {name}");
+                    }
+                    println!("tenant {name} removed; its blobs go at the next gc");
+                }
+                TenantCommand::Passwd { name } => {
+                    let name = tenant_name(&name)?;
+                    let hash = build_auth(&cfg)?.hash_password(read_password()?).await?;
+                    if !meta.set_password(&name, &hash).await? {
+                        bail!("no tenant {name}");
+                    }
+                    println!("password of {name} changed");
+                }
+            }
+        }
+        Command::Gc {
+            dry_run,
+            grace_secs,
+        } => {
+            let (meta, blob) = open_stores(&cfg).await?;
+            let grace = Duration::from_secs(grace_secs.unwrap_or(cfg.gc.grace_secs));
+            let r = mtfu::gc::sweep(&meta, &blob, grace, dry_run).await?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for (what, keys) in [
+                ("garbage", &r.garbage),
+                ("abandoned upload", &r.stale_uploads),
+                ("orphan", &r.orphans),
+            ] {
+                for k in keys {
+                    println!("{verb} {what} {k}");
+                }
+            }
+            println!(
+                "{verb} {} blob(s); {} file row(s) reaped; {} failure(s)",
+                r.blobs_removed(),
+                r.files_reaped,
+                r.failures
+            );
+            if r.failures > 0 {
+                bail!("{} blob(s) could not be removed", r.failures);
+            }
+        }
+    }
+    Ok(())
+}

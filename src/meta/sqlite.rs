@@ -1,0 +1,584 @@
+//! SQLite metadata store (rusqlite, bundled SQLite, WAL).
+//!
+//! A small pool of connections; every call runs on tokio's blocking threads, never on the async
+//! workers. Writes take `BEGIN IMMEDIATE` so two writers queue on SQLite's lock (with a busy
+//! timeout) instead of failing on a lock upgrade.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::Semaphore;
+
+use super::{ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use crate::domain::{
+    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
+};
+
+/// Connections kept open. SQLite serialises writers anyway; a few readers let listings run
+/// while an upload commits.
+const POOL_SIZE: usize = 4;
+/// How long a writer waits for SQLite's lock before the request fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The migrations, in order. Each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+pub struct Sqlite {
+    path: PathBuf,
+    conns: Arc<Mutex<Vec<Connection>>>,
+    permits: Semaphore,
+}
+
+impl From<rusqlite::Error> for MetaError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                MetaError::Unavailable(e.to_string())
+            }
+            Some(rusqlite::ErrorCode::ConstraintViolation) => MetaError::Conflict(e.to_string()),
+            _ => MetaError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, MetaError> {
+    let conn = Connection::open(path)
+        .map_err(|e| MetaError::Unavailable(format!("open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it returns,
+    // so a file is never listed and then lost to a power cut.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Sqlite {
+    pub async fn open(path: &Path) -> MetaResult<Sqlite> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| MetaError::Unavailable(format!("create {}: {e}", dir.display())))?;
+        }
+        let p = path.to_owned();
+        let conns = tokio::task::spawn_blocking(move || {
+            (0..POOL_SIZE)
+                .map(|_| connect(&p))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| MetaError::Internal(e.to_string()))??;
+        Ok(Sqlite {
+            path: path.to_owned(),
+            conns: Arc::new(Mutex::new(conns)),
+            permits: Semaphore::new(POOL_SIZE),
+        })
+    }
+
+    /// Run `f` on a pooled connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> MetaResult<T> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| MetaError::Internal(e.to_string()))?;
+        let conns = self.conns.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = conns.lock().map(|mut v| v.pop()).unwrap_or(None);
+            let mut conn = match taken {
+                Some(c) => c,
+                // A connection is lost only if a closure panicked; open a fresh one.
+                None => connect(&path)?,
+            };
+            let out = f(&mut conn);
+            if let Ok(mut v) = conns.lock() {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
+    }
+}
+
+const FILE_COLUMNS: &str = "f.id, f.tenant_id, t.username, f.resource, f.resource_id, f.name, \
+     f.blob_key, f.size, f.content_type, f.sha256, f.is_public, f.expire_at, f.created_at";
+
+fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileRecord> {
+    let key: String = r.get(6)?;
+    let blob_key = BlobKey::from_stored(&key).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            6,
+            rusqlite::types::Type::Text,
+            format!("malformed blob key {key:?}").into(),
+        )
+    })?;
+    Ok(FileRecord {
+        id: r.get(0)?,
+        tenant_id: TenantId(r.get(1)?),
+        tenant_username: r.get(2)?,
+        resource: r.get(3)?,
+        resource_id: r.get(4)?,
+        name: r.get(5)?,
+        blob_key,
+        size: r.get::<_, i64>(7)? as u64,
+        content_type: r.get(8)?,
+        sha256: r.get(9)?,
+        is_public: r.get(10)?,
+        expire_at: r.get(11)?,
+        created_at: r.get(12)?,
+    })
+}
+
+fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    let name: String = r.get(1)?;
+    let name = TenantName::parse(&name).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(Tenant {
+        id: TenantId(r.get(0)?),
+        name,
+    })
+}
+
+/// The `WHERE` clause of every listing and its parameters: visibility first, then filters.
+fn visible_where(
+    viewer: &Tenant,
+    filter: &ListFilter,
+    now: Micros,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "f.deleted_at IS NULL AND (f.expire_at IS NULL OR f.expire_at > ?1) \
+         AND (f.tenant_id = ?2 OR f.is_public = 1)",
+    );
+    let mut args = vec![Value::Integer(now), Value::Integer(viewer.id.0)];
+    let mut add = |col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            args.push(Value::Text(v.clone()));
+            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+        }
+    };
+    add("f.resource", &filter.resource);
+    add("f.resource_id", &filter.resource_id);
+    add("t.username", &filter.tenant_username);
+    (sql, args)
+}
+
+#[async_trait]
+impl MetaBackend for Sqlite {
+    async fn migrate(&self) -> MetaResult<usize> {
+        self.with(|c| {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            )?;
+            let mut ran = 0;
+            for (version, name, sql) in MIGRATIONS {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+                let done: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                    [version],
+                    |r| r.get(0),
+                )?;
+                if !done {
+                    tx.execute_batch(sql).map_err(|e| {
+                        MetaError::Internal(format!("migration {name} failed: {e}"))
+                    })?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                        params![version, name, crate::domain::now_micros()],
+                    )?;
+                    ran += 1;
+                }
+                tx.commit()?;
+            }
+            Ok(ran)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> MetaResult<()> {
+        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
+        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
+        self.with(move |c| {
+            let r = c.execute(
+                "INSERT INTO tenants (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, hash, crate::domain::now_micros()],
+            );
+            match r {
+                Ok(_) => Ok(TenantId(c.last_insert_rowid())),
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    Err(MetaError::Conflict(format!("tenant {name}")))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT id, username, password_hash FROM tenants WHERE username = ?1",
+                [name],
+                |r| Ok((tenant_from_row(r)?, r.get(2)?)),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn tenant_by_id(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT id, username FROM tenants WHERE id = ?1",
+                [id.0],
+                tenant_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, username FROM tenants ORDER BY username")?;
+            let rows = st.query_map([], tenant_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool> {
+        let name = name.as_str().to_owned();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id: Option<i64> = tx
+                .query_row("SELECT id FROM tenants WHERE username = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(id) = id else { return Ok(false) };
+            let now = crate::domain::now_micros();
+            tx.execute(
+                "INSERT OR IGNORE INTO garbage (blob_key, added_at)
+                 SELECT blob_key, ?2 FROM files WHERE tenant_id = ?1",
+                params![id, now],
+            )?;
+            tx.execute("DELETE FROM files WHERE tenant_id = ?1", [id])?;
+            tx.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_password(&self, name: &TenantName, password_hash: &str) -> MetaResult<bool> {
+        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
+        self.with(move |c| {
+            Ok(c.execute(
+                "UPDATE tenants SET password_hash = ?2 WHERE username = ?1",
+                params![name, hash],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn record_intent(&self, tenant: &Tenant, key: &BlobKey, now: Micros) -> MetaResult<()> {
+        let (tid, key) = (tenant.id.0, key.as_str().to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO upload_intents (blob_key, tenant_id, started_at) VALUES (?1, ?2, ?3)",
+                params![key, tid, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<()> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM upload_intents WHERE blob_key = ?1", [key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit_file(
+        &self,
+        tenant: &Tenant,
+        file: NewFile,
+        now: Micros,
+    ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
+        let tenant = tenant.clone();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let old: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, blob_key FROM files WHERE tenant_id = ?1 AND resource = ?2
+                       AND resource_id = ?3 AND name = ?4 AND deleted_at IS NULL",
+                    params![
+                        tenant.id.0,
+                        file.resource.as_str(),
+                        file.resource_id.as_str(),
+                        file.name.as_str()
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((old_id, old_key)) = &old {
+                tx.execute(
+                    "INSERT OR IGNORE INTO garbage (blob_key, added_at) VALUES (?1, ?2)",
+                    params![old_key, now],
+                )?;
+                tx.execute("DELETE FROM files WHERE id = ?1", [old_id])?;
+            }
+            let id = crate::domain::new_file_id();
+            tx.execute(
+                "INSERT INTO files (id, tenant_id, resource, resource_id, name, blob_key, size,
+                    content_type, sha256, is_public, expire_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    id,
+                    tenant.id.0,
+                    file.resource.as_str(),
+                    file.resource_id.as_str(),
+                    file.name.as_str(),
+                    file.blob_key.as_str(),
+                    file.size as i64,
+                    file.content_type,
+                    file.sha256,
+                    file.is_public,
+                    file.expire_at,
+                    now
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM upload_intents WHERE blob_key = ?1",
+                [file.blob_key.as_str()],
+            )?;
+            tx.commit()?;
+            let record = FileRecord {
+                id,
+                tenant_id: tenant.id,
+                tenant_username: tenant.name.as_str().to_owned(),
+                resource: file.resource.as_str().to_owned(),
+                resource_id: file.resource_id.as_str().to_owned(),
+                name: file.name.as_str().to_owned(),
+                blob_key: file.blob_key,
+                size: file.size,
+                content_type: file.content_type,
+                sha256: file.sha256,
+                is_public: file.is_public,
+                expire_at: file.expire_at,
+                created_at: now,
+            };
+            Ok((record, old.and_then(|(_, k)| BlobKey::from_stored(&k))))
+        })
+        .await
+    }
+
+    async fn count_files(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+    ) -> MetaResult<u64> {
+        let (cond, args) = visible_where(viewer, filter, now);
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id WHERE {cond}"
+            );
+            let n: i64 = c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn list_files(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        offset: u64,
+        limit: u64,
+    ) -> MetaResult<Vec<FileRecord>> {
+        let (cond, mut args) = visible_where(viewer, filter, now);
+        self.with(move |c| {
+            args.push(rusqlite::types::Value::Integer(limit as i64));
+            args.push(rusqlite::types::Value::Integer(offset as i64));
+            let n = args.len();
+            let sql = format!(
+                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                 WHERE {cond} ORDER BY f.name, t.username, f.id LIMIT ?{} OFFSET ?{n}",
+                n - 1
+            );
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn owned_file(
+        &self,
+        owner: TenantId,
+        id: &str,
+        now: Micros,
+    ) -> MetaResult<Option<FileRecord>> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                 WHERE f.id = ?1 AND f.tenant_id = ?2 AND f.deleted_at IS NULL
+                   AND (f.expire_at IS NULL OR f.expire_at > ?3)"
+            );
+            Ok(c.query_row(&sql, params![id, owner.0, now], file_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_files(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        resource_id: &ResourceId,
+        now: Micros,
+    ) -> MetaResult<u64> {
+        let (tid, r, rid) = (
+            tenant.id.0,
+            resource.as_str().to_owned(),
+            resource_id.as_str().to_owned(),
+        );
+        self.with(move |c| {
+            Ok(c.execute(
+                "UPDATE files SET deleted_at = ?4 WHERE tenant_id = ?1 AND resource = ?2
+                   AND resource_id = ?3 AND deleted_at IS NULL",
+                params![tid, r, rid, now],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn blacklist_refresh(&self, jti: &str, expires_at: Micros) -> MetaResult<bool> {
+        let jti = jti.to_owned();
+        self.with(move |c| {
+            Ok(c.execute(
+                "INSERT OR IGNORE INTO refresh_blacklist (jti, expires_at) VALUES (?1, ?2)",
+                params![jti, expires_at],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn reap_files(
+        &self,
+        deleted_before: Micros,
+        expired_before: Micros,
+    ) -> MetaResult<Reaped> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = crate::domain::now_micros();
+            tx.execute(
+                "INSERT OR IGNORE INTO garbage (blob_key, added_at)
+                 SELECT blob_key, ?3 FROM files
+                 WHERE (deleted_at IS NOT NULL AND deleted_at < ?1)
+                    OR (deleted_at IS NULL AND expire_at IS NOT NULL AND expire_at < ?2)",
+                params![deleted_before, expired_before, now],
+            )?;
+            let deleted = tx.execute(
+                "DELETE FROM files WHERE deleted_at IS NOT NULL AND deleted_at < ?1",
+                [deleted_before],
+            )? as u64;
+            let expired = tx.execute(
+                "DELETE FROM files WHERE deleted_at IS NULL AND expire_at IS NOT NULL
+                   AND expire_at < ?1",
+                [expired_before],
+            )? as u64;
+            tx.commit()?;
+            Ok(Reaped { deleted, expired })
+        })
+        .await
+    }
+
+    async fn garbage(&self, limit: u64) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            let mut st = c.prepare("SELECT blob_key FROM garbage ORDER BY added_at LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+            let keys = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| BlobKey::from_stored(k))
+                .collect())
+        })
+        .await
+    }
+
+    async fn forget_garbage(&self, key: &BlobKey) -> MetaResult<()> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM garbage WHERE blob_key = ?1", [key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stale_intents(&self, started_before: Micros) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "SELECT blob_key FROM upload_intents WHERE started_at < ?1 ORDER BY started_at",
+            )?;
+            let rows = st.query_map([started_before], |r| r.get::<_, String>(0))?;
+            let keys = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| BlobKey::from_stored(k))
+                .collect())
+        })
+        .await
+    }
+
+    async fn key_known(&self, key: &BlobKey) -> MetaResult<bool> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM files WHERE blob_key = ?1)
+                     OR EXISTS(SELECT 1 FROM upload_intents WHERE blob_key = ?1)
+                     OR EXISTS(SELECT 1 FROM garbage WHERE blob_key = ?1)",
+                [key],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn purge_blacklist(&self, now: Micros) -> MetaResult<u64> {
+        self.with(move |c| {
+            Ok(c.execute("DELETE FROM refresh_blacklist WHERE expires_at < ?1", [now])? as u64)
+        })
+        .await
+    }
+}
