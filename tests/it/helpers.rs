@@ -1,0 +1,239 @@
+//! Test harness: start the real server (TLS on an ephemeral loopback port, a fresh data
+//! directory) and talk to it with a real HTTPS client that trusts its self-signed certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mtfu::app::App;
+use mtfu::config::Config;
+use mtfu::domain::TenantName;
+use mtfu::http::AppState;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// One argon2 hash of "test", shared by every tenant of every test (hashing is the slow part).
+async fn test_hash(app: &App) -> String {
+    static HASH: OnceCell<String> = OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        app.state()
+            .auth
+            .hash_password("test".into())
+            .await
+            .expect("hash")
+    })
+    .await
+    .clone()
+}
+
+/// The configuration every test starts from.
+pub fn test_config(dir: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.data_dir = dir.to_owned();
+    cfg.gc.interval_secs = 0;
+    cfg
+}
+
+/// A client trusting the certificate in `data_dir`.
+pub fn client_for(data_dir: &Path) -> reqwest::Client {
+    let pem = std::fs::read(data_dir.join("tls/self-signed.crt")).expect("certificate");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .build()
+        .expect("client")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Start the server with tenants john1..john3 (password `test`), after `tweak` edits the config.
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(dir.path());
+    tweak(&mut cfg);
+    let app = App::build(cfg).await.expect("app builds");
+    let hash = test_hash(&app).await;
+    for i in 1..=3 {
+        let name = TenantName::parse(&format!("john{i}")).expect("name");
+        app.state()
+            .files
+            .meta
+            .create_tenant(&name, &hash)
+            .await
+            .expect("tenant");
+    }
+    let port = app.https_addr().port();
+    let state = app.state();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("https://localhost:{port}"),
+        client: client_for(dir.path()),
+        state,
+        dir,
+        stop: Some(tx),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn token(&self, user: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/token/"))
+            .json(&serde_json::json!({"username": user, "password": "test"}))
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        v["access"].as_str().expect("access").to_owned()
+    }
+
+    pub async fn upload_form(&self, token: &str, form: Form) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/api/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Upload `data` as `name` to resource/resource_id; returns (status, body).
+    pub async fn upload(
+        &self,
+        token: &str,
+        resource: &str,
+        resource_id: &str,
+        name: &str,
+        data: &[u8],
+    ) -> (u16, Value) {
+        let form = Form::new()
+            .text("resource", resource.to_owned())
+            .text("resource_id", resource_id.to_owned())
+            .part(
+                "file",
+                Part::bytes(data.to_vec())
+                    .file_name(name.to_owned())
+                    .mime_str("text/plain")
+                    .expect("mime"),
+            );
+        self.upload_form(token, form).await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("delete");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn blob_root(&self) -> PathBuf {
+        self.dir.path().join("blobs")
+    }
+
+    /// Files under the blob store (finished and temporary).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        files_under(&self.blob_root())
+    }
+
+    /// Upload intents still recorded (uploads in progress or abandoned).
+    pub async fn intents(&self) -> usize {
+        self.state
+            .files
+            .meta
+            .stale_intents(i64::MAX)
+            .await
+            .expect("intents")
+            .len()
+    }
+}
+
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Names of the files in a listing, in order.
+pub fn names(listing: &Value) -> Vec<String> {
+    listing["files"]
+        .as_array()
+        .expect("files array")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// Wait up to `secs` for `cond`.
+pub async fn eventually<F, Fut>(secs: u64, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    cond().await
+}

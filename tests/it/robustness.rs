@@ -1,0 +1,184 @@
+//! Bad clients and crashes: disconnects, silence, SIGKILL mid-upload, and a 1 GiB upload with
+//! bounded buffering.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::multipart::{Form, Part};
+use sha2::{Digest, Sha256};
+
+use crate::cli::ChildServer;
+use crate::helpers::{eventually, spawn_with};
+
+/// A multipart form whose file part is `chunks` chunks of `chunk` bytes, with `pause` between
+/// them; chunk `fail_at` (if any) is an error, which makes the client drop the connection.
+fn streamed_form(chunks: usize, chunk: usize, pause: Duration, fail_at: Option<usize>) -> Form {
+    let s = futures_util::stream::iter(0..chunks).then(move |i| async move {
+        if i > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        if Some(i) == fail_at {
+            return Err(std::io::Error::other("client gave up"));
+        }
+        Ok(Bytes::from(vec![(i % 251) as u8; chunk]))
+    });
+    Form::new()
+        .text("resource", "product")
+        .text("resource_id", "1")
+        .part(
+            "file",
+            Part::stream_with_length(reqwest::Body::wrap_stream(s), (chunks * chunk) as u64)
+                .file_name("big.bin"),
+        )
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
+    let app = spawn_with(|c| c.limits.max_file_size = 1 << 30).await;
+    let t = app.token("john1").await;
+    let form = streamed_form(64, 256 * 1024, Duration::from_millis(20), Some(20));
+    let r = app
+        .client
+        .post(app.url("/api/upload"))
+        .bearer_auth(&t)
+        .multipart(form)
+        .send()
+        .await;
+    assert!(r.is_err() || r.is_ok_and(|r| !r.status().is_success()));
+    assert!(
+        eventually(10, || async { app.intents().await == 0 }).await,
+        "intent left"
+    );
+    assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
+    assert_eq!(app.get(&t, "/api/list_files").await.1["count"], 0);
+}
+
+#[tokio::test]
+async fn a_silent_client_is_cut_off_and_leaves_nothing() {
+    let app = spawn_with(|c| {
+        c.server.body_read_timeout_secs = 1;
+        c.limits.max_file_size = 1 << 30;
+    })
+    .await;
+    let t = app.token("john1").await;
+    let form = streamed_form(4, 64 * 1024, Duration::from_secs(4), None);
+    let r = app
+        .client
+        .post(app.url("/api/upload"))
+        .bearer_auth(&t)
+        .multipart(form)
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            assert_eq!(r.status(), 408);
+            let body: serde_json::Value = r.json().await.expect("json");
+            assert_eq!(body["code"], "body_timeout");
+        }
+        Err(e) => panic!("expected a 408 answer, got {e}"),
+    }
+    assert!(eventually(10, || async { app.intents().await == 0 }).await);
+    assert!(app.blob_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
+    const BUDGET: u64 = 4 * 1024 * 1024;
+    let app = spawn_with(|c| {
+        c.limits.max_file_size = 2 << 30;
+        c.limits.buffer_budget = BUDGET;
+    })
+    .await;
+    let t = app.token("john1").await;
+    let chunks = 4096;
+    let chunk = 256 * 1024; // 4096 × 256 KiB = 1 GiB
+    let mut want = Sha256::new();
+    for i in 0..chunks {
+        want.update(vec![(i % 251) as u8; chunk]);
+    }
+    let want = hex::encode(want.finalize());
+    let (s, body) = app
+        .upload_form(&t, streamed_form(chunks, chunk, Duration::ZERO, None))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["file"]["size"], 1u64 << 30);
+    assert_eq!(body["file"]["sha256"], want);
+    let budget = &app.state.files.budget;
+    assert!(budget.high_water() > 0);
+    assert!(
+        budget.high_water() <= BUDGET,
+        "buffered {} bytes with a budget of {BUDGET}",
+        budget.high_water()
+    );
+    assert_eq!(budget.in_use(), 0);
+    // What is stored is what was sent.
+    let url = body["file"]["url"].as_str().expect("url");
+    let mut got = Sha256::new();
+    let mut stream = app.client.get(url).send().await.expect("dl").bytes_stream();
+    while let Some(b) = stream.next().await {
+        got.update(b.expect("chunk"));
+    }
+    assert_eq!(hex::encode(got.finalize()), want);
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::cli::mtfu(dir.path(), &["init-data"], None);
+    let server = ChildServer::start(dir.path());
+    let t = server.token("john1").await;
+    let form = streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
+    let req = server
+        .client
+        .post(server.url("/api/upload"))
+        .bearer_auth(&t)
+        .multipart(form)
+        .send();
+    let upload = tokio::spawn(req);
+    let tmp = dir.path().join("blobs/tmp");
+    assert!(
+        eventually(20, || async {
+            crate::helpers::files_under(&tmp)
+                .iter()
+                .any(|p| p.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
+        })
+        .await,
+        "the upload never reached the store"
+    );
+    server.kill9();
+    let _ = upload.await;
+    assert_eq!(
+        crate::helpers::files_under(&tmp).len(),
+        1,
+        "a partial blob is left"
+    );
+
+    // Restarted: no trace of the upload is visible.
+    let server = ChildServer::start(dir.path());
+    let t = server.token("john1").await;
+    let r = server
+        .client
+        .get(server.url("/api/list_files"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("list");
+    let list: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(list["count"], 0);
+    drop(server);
+
+    // gc finds the leftover through its intent and removes it.
+    let dry = crate::cli::mtfu(dir.path(), &["gc", "--dry-run", "--grace-secs", "0"], None);
+    assert!(dry.contains("would remove abandoned upload t/"), "{dry}");
+    assert_eq!(
+        crate::helpers::files_under(&tmp).len(),
+        1,
+        "dry run removed nothing"
+    );
+    let out = crate::cli::mtfu(dir.path(), &["gc", "--grace-secs", "0"], None);
+    assert!(out.contains("removed abandoned upload t/"), "{out}");
+    assert!(crate::helpers::files_under(&tmp).is_empty());
+    let again = crate::cli::mtfu(dir.path(), &["gc", "--grace-secs", "0"], None);
+    assert!(again.contains("removed 0 blob(s)"), "{again}");
+}
