@@ -68,6 +68,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(dir.path());
+    crate::store::configure(&mut cfg).await;
     tweak(&mut cfg);
     let app = App::build(cfg).await.expect("app builds");
     let hash = test_hash(&app).await;

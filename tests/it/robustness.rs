@@ -33,8 +33,7 @@ fn streamed_form(chunks: usize, chunk: usize, pause: Duration, fail_at: Option<u
         )
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
+pub async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
     let app = spawn_with(|c| c.limits.max_file_size = 1 << 30).await;
     let t = app.token("john1").await;
     let form = streamed_form(64, 256 * 1024, Duration::from_millis(20), Some(20));
@@ -54,8 +53,7 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
     assert_eq!(app.get(&t, "/api/list_files").await.1["count"], 0);
 }
 
-#[tokio::test]
-async fn a_silent_client_is_cut_off_and_leaves_nothing() {
+pub async fn a_silent_client_is_cut_off_and_leaves_nothing() {
     let app = spawn_with(|c| {
         c.server.body_read_timeout_secs = 1;
         c.limits.max_file_size = 1 << 30;
@@ -82,8 +80,7 @@ async fn a_silent_client_is_cut_off_and_leaves_nothing() {
     assert!(app.blob_files().is_empty());
 }
 
-#[tokio::test]
-async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
+pub async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
     const BUDGET: u64 = 4 * 1024 * 1024;
     let app = spawn_with(|c| {
         c.limits.max_file_size = 2 << 30;
@@ -182,3 +179,9 @@ async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers(
     let again = crate::cli::mtfu(dir.path(), &["gc", "--grace-secs", "0"], None);
     assert!(again.contains("removed 0 blob(s)"), "{again}");
 }
+
+crate::store_matrix!(
+    a_client_that_disconnects_mid_upload_leaves_nothing_behind,
+    a_silent_client_is_cut_off_and_leaves_nothing,
+    a_one_gib_upload_completes_with_buffered_bytes_bounded,
+);

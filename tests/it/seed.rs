@@ -5,8 +5,7 @@ use serde_json::Value;
 
 use crate::helpers::{names, spawn_app, spawn_with};
 
-#[tokio::test]
-async fn upload_three_files_list_them_in_name_order_delete_and_list_empty() {
+pub async fn upload_three_files_list_them_in_name_order_delete_and_list_empty() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     for name in ["c.txt", "a.txt", "b.txt"] {
@@ -55,8 +54,7 @@ async fn upload_three_files_list_them_in_name_order_delete_and_list_empty() {
     assert_eq!(s, 200);
 }
 
-#[tokio::test]
-async fn every_file_route_needs_a_token() {
+pub async fn every_file_route_needs_a_token() {
     let app = spawn_app().await;
     let c = &app.client;
     let reqs = [
@@ -80,8 +78,7 @@ async fn every_file_route_needs_a_token() {
     }
 }
 
-#[tokio::test]
-async fn list_files_filters_by_tenant_resource_and_resource_id_alone_and_together() {
+pub async fn list_files_filters_by_tenant_resource_and_resource_id_alone_and_together() {
     let app = spawn_app().await;
     let t1 = app.token("john1").await;
     let t2 = app.token("john2").await;
@@ -134,8 +131,7 @@ async fn list_files_filters_by_tenant_resource_and_resource_id_alone_and_togethe
     }
 }
 
-#[tokio::test]
-async fn an_upload_over_the_limit_gets_the_exact_message_and_leaves_nothing() {
+pub async fn an_upload_over_the_limit_gets_the_exact_message_and_leaves_nothing() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     let big = vec![b'x'; 11 * 1024 * 1024];
@@ -153,8 +149,7 @@ async fn an_upload_over_the_limit_gets_the_exact_message_and_leaves_nothing() {
     assert_eq!(app.upload(&t, "product", "1", "ok.txt", b"ok").await.0, 200);
 }
 
-#[tokio::test]
-async fn the_limit_is_the_configured_one() {
+pub async fn the_limit_is_the_configured_one() {
     let app = spawn_with(|c| c.limits.max_file_size = 1000).await;
     let t = app.token("john1").await;
     assert_eq!(app.upload(&t, "r", "1", "ok", &[0u8; 1000]).await.0, 200);
@@ -166,8 +161,7 @@ async fn the_limit_is_the_configured_one() {
     );
 }
 
-#[tokio::test]
-async fn missing_fields_get_the_seed_messages() {
+pub async fn missing_fields_get_the_seed_messages() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     let file = || Part::bytes(b"x".to_vec()).file_name("a.txt");
@@ -202,8 +196,7 @@ async fn missing_fields_get_the_seed_messages() {
     assert_eq!(app.intents().await, 0);
 }
 
-#[tokio::test]
-async fn partial_resource_paths_are_404_on_get_and_delete() {
+pub async fn partial_resource_paths_are_404_on_get_and_delete() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     for path in [
@@ -220,8 +213,7 @@ async fn partial_resource_paths_are_404_on_get_and_delete() {
     }
 }
 
-#[tokio::test]
-async fn the_same_file_uploaded_twice_is_replaced_not_duplicated() {
+pub async fn the_same_file_uploaded_twice_is_replaced_not_duplicated() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     assert_eq!(
@@ -248,8 +240,7 @@ async fn the_same_file_uploaded_twice_is_replaced_not_duplicated() {
     assert!(crate::helpers::eventually(5, || async { app.blob_files().len() == 1 }).await);
 }
 
-#[tokio::test]
-async fn the_same_name_under_another_resource_is_another_file() {
+pub async fn the_same_name_under_another_resource_is_another_file() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     assert_eq!(app.upload(&t, "product", "1", "a.txt", b"one").await.0, 200);
@@ -270,8 +261,7 @@ async fn the_same_name_under_another_resource_is_another_file() {
     }
 }
 
-#[tokio::test]
-async fn a_file_uploaded_again_after_its_resource_was_deleted_is_visible() {
+pub async fn a_file_uploaded_again_after_its_resource_was_deleted_is_visible() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     assert_eq!(app.upload(&t, "product", "1", "a.txt", b"one").await.0, 200);
@@ -281,8 +271,7 @@ async fn a_file_uploaded_again_after_its_resource_was_deleted_is_visible() {
     assert_eq!(names(&list), ["a.txt"]);
 }
 
-#[tokio::test]
-async fn pagination_follows_the_seed_with_page_size_3_and_5() {
+pub async fn pagination_follows_the_seed_with_page_size_3_and_5() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     for i in 0..11 {
@@ -329,8 +318,7 @@ async fn pagination_follows_the_seed_with_page_size_3_and_5() {
     }
 }
 
-#[tokio::test]
-async fn wrong_methods_get_405_after_authentication() {
+pub async fn wrong_methods_get_405_after_authentication() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     let r = app
@@ -362,8 +350,7 @@ async fn wrong_methods_get_405_after_authentication() {
     assert_eq!(r.status(), 405);
 }
 
-#[tokio::test]
-async fn every_response_carries_a_request_id_and_echoes_the_clients() {
+pub async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -383,3 +370,19 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     assert!(!r.headers()["x-request-id"].is_empty());
     assert_eq!(r.headers()["content-type"], "application/json");
 }
+
+crate::store_matrix!(
+    upload_three_files_list_them_in_name_order_delete_and_list_empty,
+    every_file_route_needs_a_token,
+    list_files_filters_by_tenant_resource_and_resource_id_alone_and_together,
+    an_upload_over_the_limit_gets_the_exact_message_and_leaves_nothing,
+    the_limit_is_the_configured_one,
+    missing_fields_get_the_seed_messages,
+    partial_resource_paths_are_404_on_get_and_delete,
+    the_same_file_uploaded_twice_is_replaced_not_duplicated,
+    the_same_name_under_another_resource_is_another_file,
+    a_file_uploaded_again_after_its_resource_was_deleted_is_visible,
+    pagination_follows_the_seed_with_page_size_3_and_5,
+    wrong_methods_get_405_after_authentication,
+    every_response_carries_a_request_id_and_echoes_the_clients,
+);

@@ -26,8 +26,7 @@ fn token_not_valid() -> Value {
     json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"})
 }
 
-#[tokio::test]
-async fn bad_credentials_and_missing_fields_get_the_seed_answers() {
+pub async fn bad_credentials_and_missing_fields_get_the_seed_answers() {
     let app = spawn_app().await;
     let (s, body) = post(
         &app,
@@ -62,8 +61,7 @@ async fn bad_credentials_and_missing_fields_get_the_seed_answers() {
     );
 }
 
-#[tokio::test]
-async fn a_form_encoded_login_works_like_json() {
+pub async fn a_form_encoded_login_works_like_json() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -77,8 +75,7 @@ async fn a_form_encoded_login_works_like_json() {
     assert!(body["access"].is_string() && body["refresh"].is_string());
 }
 
-#[tokio::test]
-async fn refresh_rotates_and_a_used_refresh_token_is_refused() {
+pub async fn refresh_rotates_and_a_used_refresh_token_is_refused() {
     let app = spawn_app().await;
     let (_, pair) = post(
         &app,
@@ -111,8 +108,7 @@ async fn refresh_rotates_and_a_used_refresh_token_is_refused() {
     assert_eq!(body, json!({"refresh": ["This field is required."]}));
 }
 
-#[tokio::test]
-async fn a_refresh_token_is_not_an_access_token_nor_the_reverse() {
+pub async fn a_refresh_token_is_not_an_access_token_nor_the_reverse() {
     let app = spawn_app().await;
     let (_, pair) = post(
         &app,
@@ -155,8 +151,7 @@ fn claims(exp_offset: i64) -> Value {
            "user_id": 1, "username": "john1"})
 }
 
-#[tokio::test]
-async fn forged_expired_and_alg_none_tokens_are_refused() {
+pub async fn forged_expired_and_alg_none_tokens_are_refused() {
     let app = spawn_app().await;
     // Control: a token we sign ourselves with the server's secret is accepted.
     assert_eq!(
@@ -186,8 +181,7 @@ async fn forged_expired_and_alg_none_tokens_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn repeated_failed_logins_are_throttled_per_username() {
+pub async fn repeated_failed_logins_are_throttled_per_username() {
     let app = spawn_with(|c| c.auth.max_failed_logins_per_user = 3).await;
     for _ in 0..3 {
         let (s, _) = post(
@@ -220,3 +214,12 @@ async fn repeated_failed_logins_are_throttled_per_username() {
     .await;
     assert_eq!(s, 200);
 }
+
+crate::store_matrix!(
+    bad_credentials_and_missing_fields_get_the_seed_answers,
+    a_form_encoded_login_works_like_json,
+    refresh_rotates_and_a_used_refresh_token_is_refused,
+    a_refresh_token_is_not_an_access_token_nor_the_reverse,
+    forged_expired_and_alg_none_tokens_are_refused,
+    repeated_failed_logins_are_throttled_per_username,
+);

@@ -20,8 +20,7 @@ fn form(name: &str, public: bool, extra: &[(&str, &str)]) -> Form {
     f
 }
 
-#[tokio::test]
-async fn a_tenant_never_sees_or_deletes_anothers_private_files_but_sees_public_ones() {
+pub async fn a_tenant_never_sees_or_deletes_anothers_private_files_but_sees_public_ones() {
     let app = spawn_app().await;
     let t1 = app.token("john1").await;
     let t2 = app.token("john2").await;
@@ -63,8 +62,7 @@ async fn a_tenant_never_sees_or_deletes_anothers_private_files_but_sees_public_o
     assert_eq!(owners, ["john1", "john2"]);
 }
 
-#[tokio::test]
-async fn files_expire_at_the_time_given_and_by_default_ttl() {
+pub async fn files_expire_at_the_time_given_and_by_default_ttl() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     let (s, body) = app
@@ -111,8 +109,7 @@ async fn files_expire_at_the_time_given_and_by_default_ttl() {
     );
 }
 
-#[tokio::test]
-async fn a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_deleted() {
+pub async fn a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_deleted() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -160,8 +157,7 @@ async fn a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_delet
     );
 }
 
-#[tokio::test]
-async fn a_signed_url_stops_working_when_it_expires() {
+pub async fn a_signed_url_stops_working_when_it_expires() {
     let app = spawn_with(|c| c.limits.url_ttl_secs = 1).await;
     let t = app.token("john1").await;
     assert_eq!(app.upload(&t, "product", "1", "a", b"x").await.0, 200);
@@ -175,8 +171,7 @@ async fn a_signed_url_stops_working_when_it_expires() {
     );
 }
 
-#[tokio::test]
-async fn public_url_from_config_is_used_for_links() {
+pub async fn public_url_from_config_is_used_for_links() {
     let app = spawn_with(|c| c.server.public_url = Some("https://files.example.com/".into())).await;
     let t = app.token("john1").await;
     let (_, body) = app.upload(&t, "product", "1", "a", b"x").await;
@@ -188,8 +183,7 @@ async fn public_url_from_config_is_used_for_links() {
     );
 }
 
-#[tokio::test]
-async fn traversal_and_control_character_names_are_refused_and_nothing_is_stored() {
+pub async fn traversal_and_control_character_names_are_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
     let t = app.token("john1").await;
     for bad in [
@@ -224,3 +218,12 @@ async fn traversal_and_control_character_names_are_refused_and_nothing_is_stored
     let (s, list) = app.get(&t, "/api/files/..%2F..%2Fetc/1").await;
     assert_eq!(s, 400, "{list}");
 }
+
+crate::store_matrix!(
+    a_tenant_never_sees_or_deletes_anothers_private_files_but_sees_public_ones,
+    files_expire_at_the_time_given_and_by_default_ttl,
+    a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_deleted,
+    a_signed_url_stops_working_when_it_expires,
+    public_url_from_config_is_used_for_links,
+    traversal_and_control_character_names_are_refused_and_nothing_is_stored,
+);
