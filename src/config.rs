@@ -149,13 +149,17 @@ impl Default for LimitsConfig {
 pub struct MetadataConfig {
     pub backend: MetadataBackend,
     pub sqlite: SqliteConfig,
+    pub postgres: PostgresConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum MetadataBackend {
+    /// One SQLite file in `data_dir`: a single node.
     #[default]
     Sqlite,
+    /// A PostgreSQL database, which several mtfu nodes may share.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -163,6 +167,52 @@ pub enum MetadataBackend {
 pub struct SqliteConfig {
     /// Database file. Unset: `data_dir/mtfu.sqlite3`.
     pub path: Option<PathBuf>,
+}
+
+/// PostgreSQL metadata store (`metadata.backend = "postgres"`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connection URL, e.g. `postgres://mtfu:secret@db.internal:5432/mtfu`, or a key=value
+    /// string (`host=... user=... dbname=...`). Required with the postgres backend. Its
+    /// `sslmode` must not say `require` unless `tls` is on.
+    pub url: Option<String>,
+    /// Connections kept open at most.
+    pub pool_size: usize,
+    /// Longest wait for a pooled connection, and for opening a new one; past it the request
+    /// fails with 503 `metadata_unavailable`.
+    pub connect_timeout_secs: u64,
+    /// Server-side `statement_timeout` of every connection; a request whose query runs longer
+    /// fails with 503 `metadata_unavailable`.
+    pub statement_timeout_secs: u64,
+    /// Require TLS to the database, verifying its certificate against the system's trusted
+    /// roots (and the Mozilla roots) and its host name. Off: plain TCP (or a Unix socket).
+    pub tls: bool,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 16,
+            connect_timeout_secs: 5,
+            statement_timeout_secs: 10,
+            tls: false,
+        }
+    }
+}
+
+/// By hand, so that a password in `url` never reaches a log.
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("statement_timeout_secs", &self.statement_timeout_secs)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Which blob store, and its settings.
@@ -314,6 +364,54 @@ impl Config {
         {
             return Err(invalid("auth.jwt_secret", "must be at least 32 bytes"));
         }
+        if self.metadata.backend == MetadataBackend::Postgres {
+            self.validate_postgres()?;
+        }
+        Ok(())
+    }
+
+    fn validate_postgres(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        let pg = &self.metadata.postgres;
+        let Some(url) = &pg.url else {
+            return Err(invalid(
+                "metadata.postgres.url",
+                "must be set when metadata.backend is \"postgres\"",
+            ));
+        };
+        // The parser's message never repeats the URL, so a password cannot leak through it.
+        let parsed: tokio_postgres::Config = url.parse().map_err(|e| {
+            invalid(
+                "metadata.postgres.url",
+                format!("not a PostgreSQL URL: {e}"),
+            )
+        })?;
+        if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require && !pg.tls {
+            return Err(invalid(
+                "metadata.postgres.tls",
+                "must be true when metadata.postgres.url says sslmode=require",
+            ));
+        }
+        if pg.pool_size == 0 {
+            return Err(invalid("metadata.postgres.pool_size", "must be at least 1"));
+        }
+        if pg.connect_timeout_secs == 0 {
+            return Err(invalid(
+                "metadata.postgres.connect_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if pg.statement_timeout_secs == 0 {
+            return Err(invalid(
+                "metadata.postgres.statement_timeout_secs",
+                "must be at least 1",
+            ));
+        }
         Ok(())
     }
 
@@ -369,6 +467,23 @@ mod tests {
         std::fs::write(&p, "[server]\nlisten_on = \"x\"\n").expect("write");
         let err = Config::load(Some(&p)).expect_err("must fail").to_string();
         assert!(err.contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn the_postgres_backend_without_a_url_names_the_key() {
+        let mut c = Config::default();
+        c.metadata.backend = MetadataBackend::Postgres;
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("metadata.postgres.url"), "{err}");
+        c.metadata.postgres.url = Some("postgres://mtfu@localhost/mtfu".into());
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_postgres_url_password_is_not_in_debug_output() {
+        let mut c = Config::default();
+        c.metadata.postgres.url = Some("postgres://mtfu:hunter2@localhost/mtfu".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

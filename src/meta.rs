@@ -5,6 +5,7 @@
 //! handle the rest of the server holds. Every method that reads or changes files takes the tenant
 //! it acts for: visibility (own files plus public ones) is a rule inside the query, never a bypass.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::ops::Deref;
@@ -144,6 +145,10 @@ impl Meta {
                 let db = sqlite::Sqlite::open(&cfg.sqlite_path()).await?;
                 Ok(Meta(Arc::new(db)))
             }
+            MetadataBackend::Postgres => {
+                let db = postgres::Postgres::open(&cfg.metadata.postgres)?;
+                Ok(Meta(Arc::new(db)))
+            }
         }
     }
 
@@ -151,6 +156,9 @@ impl Meta {
     pub fn describe(cfg: &Config) -> String {
         match cfg.metadata.backend {
             MetadataBackend::Sqlite => format!("sqlite ({})", cfg.sqlite_path().display()),
+            MetadataBackend::Postgres => {
+                format!("postgres ({})", postgres::describe(&cfg.metadata.postgres))
+            }
         }
     }
 }

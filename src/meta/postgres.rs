@@ -1,0 +1,983 @@
+//! PostgreSQL metadata store (tokio-postgres behind a deadpool pool).
+//!
+//! The same rows and rules as the SQLite store, so several mtfu nodes can share one database.
+//! Every call is bounded in time: getting a connection by `connect_timeout_secs`, each statement
+//! by the server's `statement_timeout`, and the whole call by both, on the client's side too, so a
+//! database that is down, restarting or silent answers `MetaError::Unavailable` instead of
+//! hanging. Pooled connections are checked before reuse, so the pool heals by itself once the
+//! database is back, or after its backends were killed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use futures_util::future::BoxFuture;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use super::{ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use crate::config::PostgresConfig;
+use crate::domain::{
+    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
+};
+
+/// The migrations, in order. Each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Key of the advisory lock held while migrating ("mtfu" in ASCII), so that nodes starting at
+/// once against one database migrate one after the other. Advisory locks are per database.
+const MIGRATION_LOCK: i64 = 0x6d74_6675;
+
+/// Commits of one (tenant, resource, resource_id, name) queue on a transaction advisory lock
+/// of this class (two-key advisory locks never meet the one-key migration lock), keyed by a hash
+/// of the name: each then finds the row the one before it committed, and replaces it. A hash
+/// collision only makes two unrelated commits wait for each other.
+const COMMIT_LOCK_CLASS: i32 = 0x6d74_6675;
+
+/// A commit that still meets `files_live_key` (it cannot while the lock above holds) is retried
+/// this many times in all before the conflict is returned.
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// A parameter of a query built at run time.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+pub struct Postgres {
+    pool: Pool,
+    /// Longest wait for a connection (waiting for a free one, then opening a new one).
+    get_timeout: Duration,
+    /// Longest time one call may use its connection before the connection is dropped.
+    call_timeout: Duration,
+}
+
+impl From<tokio_postgres::Error> for MetaError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(code) = e.code().map(|c| c.code()) {
+            let text = match e.as_db_error() {
+                Some(db) => format!("{} ({code})", db.message()),
+                None => format!("{e} ({code})"),
+            };
+            return match code {
+                // unique_violation
+                "23505" => MetaError::Conflict(text),
+                // connection_exception, admin/crash shutdown, cannot_connect_now,
+                // idle_session_timeout, query_canceled (statement_timeout),
+                // insufficient_resources (too many connections), serialization failure and
+                // deadlock: the server is there but cannot serve this now.
+                c if c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || c == "57014"
+                    || c == "40001"
+                    || c == "40P01" =>
+                {
+                    MetaError::Unavailable(text)
+                }
+                _ => MetaError::Internal(text),
+            };
+        }
+        let text = error_chain(&e);
+        // tokio-postgres keeps its error kinds private; these are its wordings for a connection
+        // that could not be made, broke, or timed out.
+        let transient = e.is_closed()
+            || io_cause(&e)
+            || [
+                "error connecting",
+                "error communicating",
+                "error performing TLS",
+                "timeout",
+                "connection closed",
+            ]
+            .iter()
+            .any(|p| text.starts_with(p));
+        if transient {
+            MetaError::Unavailable(text)
+        } else {
+            MetaError::Internal(text)
+        }
+    }
+}
+
+/// `e` and its causes, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn io_cause(e: &tokio_postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+fn pool_error(e: PoolError) -> MetaError {
+    match e {
+        PoolError::Timeout(kind) => MetaError::Unavailable(format!(
+            "no database connection in time ({kind:?} timed out)"
+        )),
+        // Only opening a connection reports here (a failed recycle just drops the connection).
+        // Whatever the reason (refused, reset, a database not accepting connections, even bad
+        // credentials), the store cannot be reached now.
+        PoolError::Backend(e) => {
+            let (MetaError::Unavailable(m) | MetaError::Conflict(m) | MetaError::Internal(m)) =
+                MetaError::from(e);
+            MetaError::Unavailable(format!("cannot connect: {m}"))
+        }
+        PoolError::PostCreateHook(e) => MetaError::Unavailable(e.to_string()),
+        PoolError::Closed => MetaError::Unavailable("connection pool closed".into()),
+        PoolError::NoRuntimeSpecified => MetaError::Internal("pool without a runtime".into()),
+    }
+}
+
+/// A TLS connector verifying the server against the system's roots and Mozilla's, with the
+/// ring provider named here (never a process-wide default).
+fn tls_connector() -> MetaResult<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let _ = roots.add_parsable_certificates(native.certs);
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| MetaError::Internal(format!("TLS to PostgreSQL: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Where `cfg` points, without the password: `user@host:port/dbname`.
+pub fn describe(cfg: &PostgresConfig) -> String {
+    let Some(Ok(pg)) = cfg.url.as_deref().map(str::parse::<tokio_postgres::Config>) else {
+        return "no valid url".into();
+    };
+    let ports = pg.get_ports();
+    let hosts = pg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                Host::Unix(p) => p.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let user = pg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let db = pg.get_dbname().unwrap_or_default();
+    let tls = if cfg.tls { ", tls" } else { "" };
+    format!("{user}{hosts}/{db}{tls}")
+}
+
+impl Postgres {
+    /// Build the pool; no connection is made until the first call.
+    pub fn open(cfg: &PostgresConfig) -> MetaResult<Postgres> {
+        let url = cfg
+            .url
+            .as_deref()
+            .ok_or_else(|| MetaError::Internal("metadata.postgres.url is not set".into()))?;
+        let mut pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| MetaError::Internal(format!("metadata.postgres.url: {e}")))?;
+        let connect_timeout = Duration::from_secs(cfg.connect_timeout_secs.max(1));
+        let statement_timeout = Duration::from_secs(cfg.statement_timeout_secs.max(1));
+        pg.connect_timeout(connect_timeout);
+        // Set at connection start-up, so every connection of the pool has it, and appended so
+        // it wins over an `options` of the URL.
+        let timeout = format!("-c statement_timeout={}", statement_timeout.as_millis());
+        let options = match pg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} {timeout}"),
+            _ => timeout,
+        };
+        pg.options(options);
+        if pg.get_application_name().is_none() {
+            pg.application_name("mtfu");
+        }
+        // `tls` decides, not the URL's `sslmode`: `prefer` would fall back to plain text.
+        pg.ssl_mode(if cfg.tls {
+            SslMode::Require
+        } else {
+            SslMode::Disable
+        });
+        // Verified: a pooled connection answers a round trip before it is handed out; one the
+        // server closed (restart, pg_terminate_backend) is dropped and replaced instead.
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = if cfg.tls {
+            Manager::from_config(pg, tls_connector()?, manager_config)
+        } else {
+            Manager::from_config(pg, NoTls, manager_config)
+        };
+        let pool = Pool::builder(manager)
+            .max_size(cfg.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(connect_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
+            .build()
+            .map_err(|e| MetaError::Internal(format!("PostgreSQL pool: {e}")))?;
+        Ok(Postgres {
+            pool,
+            get_timeout: connect_timeout * 2,
+            call_timeout: statement_timeout + connect_timeout,
+        })
+    }
+
+    /// A pooled connection, within `get_timeout` whatever the pool meets on the way (several
+    /// dead connections to recycle, then a slow connect).
+    async fn client(&self) -> MetaResult<Object> {
+        get_client(&self.pool, self.get_timeout).await
+    }
+
+    /// Run `f` on a pooled connection, within `call_timeout`, in a task of its own: like the
+    /// SQLite store's blocking threads, a call runs to its end even when the request that made
+    /// it is dropped (a client hanging up must not leave an intent its cleanup meant to drop).
+    /// A connection whose call timed out is in an unknown state (a statement may still be
+    /// running): it is closed, not pooled.
+    async fn with<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Object) -> BoxFuture<'c, MetaResult<T>> + Send + 'static,
+    {
+        let (pool, get_timeout, call_timeout) =
+            (self.pool.clone(), self.get_timeout, self.call_timeout);
+        tokio::spawn(async move {
+            let mut client = get_client(&pool, get_timeout).await?;
+            let out = tokio::time::timeout(call_timeout, f(&mut client)).await;
+            match out {
+                Ok(r) => r,
+                Err(_) => {
+                    drop(Object::take(client));
+                    Err(MetaError::Unavailable(
+                        "the database did not answer in time".into(),
+                    ))
+                }
+            }
+        })
+        .await
+        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
+    }
+}
+
+async fn get_client(pool: &Pool, timeout: Duration) -> MetaResult<Object> {
+    match tokio::time::timeout(timeout, pool.get()).await {
+        Ok(r) => r.map_err(pool_error),
+        Err(_) => Err(MetaError::Unavailable(
+            "no database connection in time".into(),
+        )),
+    }
+}
+
+const FILE_COLUMNS: &str = "f.id, f.tenant_id, t.username, f.resource, f.resource_id, f.name, \
+     f.blob_key, f.size, f.content_type, f.sha256, f.is_public, f.expire_at, f.created_at";
+
+fn file_from_row(r: &Row) -> MetaResult<FileRecord> {
+    let key: String = r.try_get(6)?;
+    let blob_key = BlobKey::from_stored(&key)
+        .ok_or_else(|| MetaError::Internal(format!("malformed blob key {key:?}")))?;
+    let size: i64 = r.try_get(7)?;
+    Ok(FileRecord {
+        id: r.try_get(0)?,
+        tenant_id: TenantId(r.try_get(1)?),
+        tenant_username: r.try_get(2)?,
+        resource: r.try_get(3)?,
+        resource_id: r.try_get(4)?,
+        name: r.try_get(5)?,
+        blob_key,
+        size: u64::try_from(size)
+            .map_err(|_| MetaError::Internal(format!("negative file size {size}")))?,
+        content_type: r.try_get(8)?,
+        sha256: r.try_get(9)?,
+        is_public: r.try_get(10)?,
+        expire_at: r.try_get(11)?,
+        created_at: r.try_get(12)?,
+    })
+}
+
+fn tenant_from_row(r: &Row) -> MetaResult<Tenant> {
+    let name: String = r.try_get(1)?;
+    let name = TenantName::parse(&name)
+        .map_err(|e| MetaError::Internal(format!("stored tenant name {name:?}: {e}")))?;
+    Ok(Tenant {
+        id: TenantId(r.try_get(0)?),
+        name,
+    })
+}
+
+fn keys_from_rows(rows: &[Row]) -> MetaResult<Vec<BlobKey>> {
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in rows {
+        let k: String = r.try_get(0)?;
+        keys.extend(BlobKey::from_stored(&k));
+    }
+    Ok(keys)
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn as_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The `WHERE` clause of every listing and its parameters: visibility first, then filters.
+fn visible_where(viewer: &Tenant, filter: &ListFilter, now: Micros) -> (String, Vec<Param>) {
+    let mut sql = String::from(
+        "f.deleted_at IS NULL AND (f.expire_at IS NULL OR f.expire_at > $1) \
+         AND (f.tenant_id = $2 OR f.is_public)",
+    );
+    let mut args: Vec<Param> = vec![Box::new(now), Box::new(viewer.id.0)];
+    let mut add = |col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            args.push(Box::new(v.clone()));
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        }
+    };
+    add("f.resource", &filter.resource);
+    add("f.resource_id", &filter.resource_id);
+    add("t.username", &filter.tenant_username);
+    (sql, args)
+}
+
+fn params(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// One attempt of `commit_file`: take the name's lock, lock the live row of the same name (if
+/// any), move its blob to garbage and delete it, insert the new row, drop the intent.
+async fn commit_once(
+    c: &mut Object,
+    tenant: &Tenant,
+    file: &NewFile,
+    now: Micros,
+) -> Result<(String, Option<String>), tokio_postgres::Error> {
+    // Read committed: each statement sees what was committed before it began, so the row
+    // committed by the lock's previous holder is found.
+    let tx = c
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await?;
+    let lock_key = format!(
+        "{}/{}/{}/{}",
+        tenant.id.0,
+        file.resource.as_str(),
+        file.resource_id.as_str(),
+        file.name.as_str()
+    );
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&COMMIT_LOCK_CLASS, &lock_key],
+    )
+    .await?;
+    let old = tx
+        .query_opt(
+            "SELECT id, blob_key FROM files WHERE tenant_id = $1 AND resource = $2
+               AND resource_id = $3 AND name = $4 AND deleted_at IS NULL FOR UPDATE",
+            &[
+                &tenant.id.0,
+                &file.resource.as_str(),
+                &file.resource_id.as_str(),
+                &file.name.as_str(),
+            ],
+        )
+        .await?;
+    let old = match old {
+        Some(r) => Some((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)),
+        None => None,
+    };
+    if let Some((old_id, old_key)) = &old {
+        tx.execute(
+            "INSERT INTO garbage (blob_key, added_at) VALUES ($1, $2)
+             ON CONFLICT (blob_key) DO NOTHING",
+            &[old_key, &now],
+        )
+        .await?;
+        tx.execute("DELETE FROM files WHERE id = $1", &[old_id])
+            .await?;
+    }
+    let id = crate::domain::new_file_id();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO files (id, tenant_id, resource, resource_id, name, blob_key, size,
+                content_type, sha256, is_public, expire_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .await?;
+    tx.execute(
+        &insert,
+        &[
+            &id,
+            &tenant.id.0,
+            &file.resource.as_str(),
+            &file.resource_id.as_str(),
+            &file.name.as_str(),
+            &file.blob_key.as_str(),
+            &as_i64(file.size),
+            &file.content_type,
+            &file.sha256,
+            &file.is_public,
+            &file.expire_at,
+            &now,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM upload_intents WHERE blob_key = $1",
+        &[&file.blob_key.as_str()],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, old.map(|(_, k)| k)))
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+#[async_trait]
+impl MetaBackend for Postgres {
+    async fn migrate(&self) -> MetaResult<usize> {
+        // Not bounded by `call_timeout`: a migration may rebuild a large table, and a node that
+        // starts while another migrates waits for its lock.
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let mut ran = 0;
+        for (version, name, sql) in MIGRATIONS {
+            let done: bool = tx
+                .query_one(
+                    "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)",
+                    &[version],
+                )
+                .await?
+                .try_get(0)?;
+            if done {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| match MetaError::from(e) {
+                    MetaError::Internal(m) | MetaError::Conflict(m) => {
+                        MetaError::Internal(format!("migration {name} failed: {m}"))
+                    }
+                    unavailable => unavailable,
+                })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[version, name, &crate::domain::now_micros()],
+            )
+            .await?;
+            ran += 1;
+        }
+        tx.commit().await?;
+        Ok(ran)
+    }
+
+    async fn ping(&self) -> MetaResult<()> {
+        self.with(|c| {
+            Box::pin(async move {
+                c.simple_query("SELECT 1").await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
+        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
+        self.with(move |c| {
+            Box::pin(async move {
+                let r = c
+                    .query_one(
+                        "INSERT INTO tenants (username, password_hash, created_at)
+                         VALUES ($1, $2, $3) RETURNING id",
+                        &[&name, &hash, &crate::domain::now_micros()],
+                    )
+                    .await;
+                match r {
+                    Ok(row) => Ok(TenantId(row.try_get(0)?)),
+                    Err(e) if is_unique_violation(&e) => {
+                        Err(MetaError::Conflict(format!("tenant {name}")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT id, username, password_hash FROM tenants WHERE username = $1",
+                        &[&name],
+                    )
+                    .await?;
+                match row {
+                    Some(r) => Ok(Some((tenant_from_row(&r)?, r.try_get(2)?))),
+                    None => Ok(None),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn tenant_by_id(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt("SELECT id, username FROM tenants WHERE id = $1", &[&id.0])
+                    .await?;
+                row.as_ref().map(tenant_from_row).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
+        self.with(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .query("SELECT id, username FROM tenants ORDER BY username", &[])
+                    .await?;
+                rows.iter().map(tenant_from_row).collect()
+            })
+        })
+        .await
+    }
+
+    async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool> {
+        let name = name.as_str().to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                // Locking the tenant row makes a concurrent commit of one of its files wait (its
+                // foreign key check) and then fail, so no file row is deleted by the cascade
+                // without its blob going to garbage.
+                let row = tx
+                    .query_opt(
+                        "SELECT id FROM tenants WHERE username = $1 FOR UPDATE",
+                        &[&name],
+                    )
+                    .await?;
+                let Some(row) = row else { return Ok(false) };
+                let id: i64 = row.try_get(0)?;
+                tx.execute(
+                    "WITH gone AS (DELETE FROM files WHERE tenant_id = $1 RETURNING blob_key)
+                     INSERT INTO garbage (blob_key, added_at) SELECT blob_key, $2 FROM gone
+                     ON CONFLICT (blob_key) DO NOTHING",
+                    &[&id, &crate::domain::now_micros()],
+                )
+                .await?;
+                tx.execute("DELETE FROM tenants WHERE id = $1", &[&id])
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn set_password(&self, name: &TenantName, password_hash: &str) -> MetaResult<bool> {
+        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(c.execute(
+                    "UPDATE tenants SET password_hash = $2 WHERE username = $1",
+                    &[&name, &hash],
+                )
+                .await?
+                    == 1)
+            })
+        })
+        .await
+    }
+
+    async fn record_intent(&self, tenant: &Tenant, key: &BlobKey, now: Micros) -> MetaResult<()> {
+        let (tid, key) = (tenant.id.0, key.as_str().to_owned());
+        self.with(move |c| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "INSERT INTO upload_intents (blob_key, tenant_id, started_at)
+                         VALUES ($1, $2, $3)",
+                    )
+                    .await?;
+                c.execute(&st, &[&key, &tid, &now]).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<()> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                c.execute("DELETE FROM upload_intents WHERE blob_key = $1", &[&key])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn commit_file(
+        &self,
+        tenant: &Tenant,
+        file: NewFile,
+        now: Micros,
+    ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
+        let tenant = tenant.clone();
+        self.with(move |c| {
+            Box::pin(async move {
+                let mut attempt = 1;
+                let (id, old_key) = loop {
+                    match commit_once(c, &tenant, &file, now).await {
+                        Ok(done) => break done,
+                        // Both saw no live row; the other one is committed now, so the next
+                        // attempt finds and replaces it. (The name's lock prevents this; kept
+                        // as a safety net.)
+                        Err(e) if is_unique_violation(&e) && attempt < COMMIT_ATTEMPTS => {
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                let record = FileRecord {
+                    id,
+                    tenant_id: tenant.id,
+                    tenant_username: tenant.name.as_str().to_owned(),
+                    resource: file.resource.as_str().to_owned(),
+                    resource_id: file.resource_id.as_str().to_owned(),
+                    name: file.name.as_str().to_owned(),
+                    blob_key: file.blob_key,
+                    size: file.size,
+                    content_type: file.content_type,
+                    sha256: file.sha256,
+                    is_public: file.is_public,
+                    expire_at: file.expire_at,
+                    created_at: now,
+                };
+                Ok((record, old_key.and_then(|k| BlobKey::from_stored(&k))))
+            })
+        })
+        .await
+    }
+
+    async fn count_files(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+    ) -> MetaResult<u64> {
+        let (cond, args) = visible_where(viewer, filter, now);
+        self.with(move |c| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id
+                     WHERE {cond}"
+                );
+                let st = c.prepare_cached(&sql).await?;
+                let n: i64 = c.query_one(&st, &params(&args)).await?.try_get(0)?;
+                Ok(as_u64(n))
+            })
+        })
+        .await
+    }
+
+    async fn list_files(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        offset: u64,
+        limit: u64,
+    ) -> MetaResult<Vec<FileRecord>> {
+        let (cond, mut args) = visible_where(viewer, filter, now);
+        self.with(move |c| {
+            Box::pin(async move {
+                args.push(Box::new(as_i64(limit)));
+                args.push(Box::new(as_i64(offset)));
+                let n = args.len();
+                let sql = format!(
+                    "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                     WHERE {cond} ORDER BY f.name, t.username, f.id LIMIT ${} OFFSET ${n}",
+                    n - 1
+                );
+                let st = c.prepare_cached(&sql).await?;
+                let rows = c.query(&st, &params(&args)).await?;
+                rows.iter().map(file_from_row).collect()
+            })
+        })
+        .await
+    }
+
+    async fn owned_file(
+        &self,
+        owner: TenantId,
+        id: &str,
+        now: Micros,
+    ) -> MetaResult<Option<FileRecord>> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                     WHERE f.id = $1 AND f.tenant_id = $2 AND f.deleted_at IS NULL
+                       AND (f.expire_at IS NULL OR f.expire_at > $3)"
+                );
+                let st = c.prepare_cached(&sql).await?;
+                let row = c.query_opt(&st, &[&id, &owner.0, &now]).await?;
+                row.as_ref().map(file_from_row).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn delete_files(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        resource_id: &ResourceId,
+        now: Micros,
+    ) -> MetaResult<u64> {
+        let (tid, r, rid) = (
+            tenant.id.0,
+            resource.as_str().to_owned(),
+            resource_id.as_str().to_owned(),
+        );
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(c.execute(
+                    "UPDATE files SET deleted_at = $4 WHERE tenant_id = $1 AND resource = $2
+                       AND resource_id = $3 AND deleted_at IS NULL",
+                    &[&tid, &r, &rid, &now],
+                )
+                .await?)
+            })
+        })
+        .await
+    }
+
+    async fn blacklist_refresh(&self, jti: &str, expires_at: Micros) -> MetaResult<bool> {
+        let jti = jti.to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                // A concurrent insert of the same jti waits for the first one's commit and then
+                // does nothing: exactly one caller sees `true`.
+                Ok(c.execute(
+                    "INSERT INTO refresh_blacklist (jti, expires_at) VALUES ($1, $2)
+                     ON CONFLICT (jti) DO NOTHING",
+                    &[&jti, &expires_at],
+                )
+                .await?
+                    == 1)
+            })
+        })
+        .await
+    }
+
+    async fn reap_files(
+        &self,
+        deleted_before: Micros,
+        expired_before: Micros,
+    ) -> MetaResult<Reaped> {
+        self.with(move |c| {
+            Box::pin(async move {
+                // One statement: every row deleted has its blob key in garbage, whatever
+                // commits run meanwhile.
+                let row = c
+                    .query_one(
+                        "WITH gone AS (
+                             DELETE FROM files
+                             WHERE (deleted_at IS NOT NULL AND deleted_at < $1)
+                                OR (deleted_at IS NULL AND expire_at IS NOT NULL
+                                    AND expire_at < $2)
+                             RETURNING blob_key, deleted_at IS NOT NULL AS was_deleted
+                         ), kept AS (
+                             INSERT INTO garbage (blob_key, added_at)
+                             SELECT blob_key, $3 FROM gone
+                             ON CONFLICT (blob_key) DO NOTHING
+                         )
+                         SELECT COUNT(*) FILTER (WHERE was_deleted),
+                                COUNT(*) FILTER (WHERE NOT was_deleted)
+                         FROM gone",
+                        &[
+                            &deleted_before,
+                            &expired_before,
+                            &crate::domain::now_micros(),
+                        ],
+                    )
+                    .await?;
+                Ok(Reaped {
+                    deleted: as_u64(row.try_get(0)?),
+                    expired: as_u64(row.try_get(1)?),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn garbage(&self, limit: u64) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT blob_key FROM garbage ORDER BY added_at LIMIT $1",
+                        &[&as_i64(limit)],
+                    )
+                    .await?;
+                keys_from_rows(&rows)
+            })
+        })
+        .await
+    }
+
+    async fn forget_garbage(&self, key: &BlobKey) -> MetaResult<()> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                c.execute("DELETE FROM garbage WHERE blob_key = $1", &[&key])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn stale_intents(&self, started_before: Micros) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT blob_key FROM upload_intents WHERE started_at < $1
+                         ORDER BY started_at",
+                        &[&started_before],
+                    )
+                    .await?;
+                keys_from_rows(&rows)
+            })
+        })
+        .await
+    }
+
+    async fn key_known(&self, key: &BlobKey) -> MetaResult<bool> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(c.query_one(
+                    "SELECT EXISTS(SELECT 1 FROM files WHERE blob_key = $1)
+                         OR EXISTS(SELECT 1 FROM upload_intents WHERE blob_key = $1)
+                         OR EXISTS(SELECT 1 FROM garbage WHERE blob_key = $1)",
+                    &[&key],
+                )
+                .await?
+                .try_get(0)?)
+            })
+        })
+        .await
+    }
+
+    async fn purge_blacklist(&self, now: Micros) -> MetaResult<u64> {
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(c.execute(
+                    "DELETE FROM refresh_blacklist WHERE expires_at < $1",
+                    &[&now],
+                )
+                .await?)
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let embedded: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
+        assert_eq!(files, embedded);
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let cfg = PostgresConfig {
+            url: Some("postgres://mtfu:hunter2@db.internal:6432/files".into()),
+            ..PostgresConfig::default()
+        };
+        let d = describe(&cfg);
+        assert_eq!(d, "mtfu@db.internal:6432/files");
+        assert!(!d.contains("hunter2"));
+    }
+
+    #[test]
+    fn listing_filters_become_numbered_placeholders() {
+        let viewer = Tenant {
+            id: TenantId(7),
+            name: TenantName::parse("john1").expect("name"),
+        };
+        let filter = ListFilter {
+            resource: Some("r".into()),
+            resource_id: None,
+            tenant_username: Some("john2".into()),
+        };
+        let (sql, args) = visible_where(&viewer, &filter, 0);
+        assert!(
+            sql.ends_with("AND f.resource = $3 AND t.username = $4"),
+            "{sql}"
+        );
+        assert_eq!(args.len(), 4);
+    }
+}
