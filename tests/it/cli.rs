@@ -162,3 +162,48 @@ fn a_bad_config_is_a_one_line_error_naming_the_key() {
     assert!(err.contains("limits.max_file_size"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[tokio::test]
+async fn the_readme_walkthrough_runs_verbatim() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("<!-- walkthrough:start -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- walkthrough:end -->").next())
+        .expect("walkthrough markers in README.md");
+    let script: String = block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    mtfu(dir.path(), &["init-data"], None);
+    let server = ChildServer::start(dir.path());
+    // The one change: the port this test's server got instead of the default 8443.
+    let script = script.replace("localhost:8443", &format!("localhost:{}", server.port));
+    let work = tempfile::tempdir().expect("workdir");
+    let out = tokio::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(work.path())
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("File uploaded successfully").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"name\":\"product.txt\""), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(r#"{"count":0,"files":[],"num_pages":1,"page_range":[1]}"#),
+        "john2 sees none of john1's private files: {stdout}"
+    );
+}

@@ -14,6 +14,8 @@ use tokio::sync::OnceCell;
 
 pub struct TestApp {
     pub base: String,
+    /// The plain-HTTP listener, when the test configured one.
+    pub plain: Option<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
@@ -82,6 +84,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
             .expect("tenant");
     }
     let port = app.https_addr().port();
+    let plain = app.plain_addr();
     let state = app.state();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
@@ -89,6 +92,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }));
     TestApp {
         base: format!("https://localhost:{port}"),
+        plain,
         client: client_for(dir.path()),
         state,
         dir,

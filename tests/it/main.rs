@@ -7,7 +7,9 @@ mod helpers;
 mod pg;
 
 mod cli;
+mod gc;
 mod robustness;
 mod seed;
+mod server;
 mod tokens;
 mod visibility;
