@@ -7,6 +7,7 @@ mod helpers;
 mod pg;
 
 mod cli;
+mod concurrency;
 mod gc;
 mod robustness;
 mod seed;

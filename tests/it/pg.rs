@@ -417,13 +417,80 @@ async fn the_api_answers_503_while_the_database_is_gone_and_recovers() {
                 .expect("terminate");
             let (status, body) = app.get(&t, "/api/list_files").await;
             assert_eq!(status, 503, "{body}");
-            assert_eq!(body["code"], "metadata_unavailable");
+            assert_eq!(
+                body,
+                serde_json::json!({"detail": "Service unavailable", "code": "metadata_unavailable"})
+            );
+            let ready = app
+                .client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .expect("readyz");
+            assert_eq!(ready.status(), 503);
 
             admin
                 .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
                 .await
                 .expect("reopen database");
             assert_eq!(app.get(&t, "/api/list_files").await.0, 200);
+            let ready = app
+                .client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .expect("readyz");
+            assert_eq!(ready.status(), 200);
+        })
+        .await
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_share_files_and_the_refresh_blacklist() {
+    if crate::store::postgres_url().is_none() {
+        eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    crate::store::META
+        .scope(crate::store::MetaStore::Postgres, async {
+            const SECRET: &str = "a shared secret for both nodes, 32+ bytes";
+            let mut url = None;
+            let a = crate::helpers::spawn_with(|c| {
+                c.auth.jwt_secret = Some(SECRET.into());
+                url = c.metadata.postgres.url.clone();
+            })
+            .await;
+            let b = crate::helpers::spawn_with(|c| {
+                c.auth.jwt_secret = Some(SECRET.into());
+                c.metadata.postgres.url = url.clone();
+            })
+            .await;
+            let t = a.token("john1").await;
+            assert_eq!(a.upload(&t, "product", "1", "a.txt", b"x").await.0, 200);
+            // A token from node A works on node B, which sees A's file.
+            let (s, list) = b.get(&t, "/api/files/product/1").await;
+            assert_eq!(s, 200);
+            assert_eq!(crate::helpers::names(&list), ["a.txt"]);
+
+            let pair: serde_json::Value = a
+                .client
+                .post(a.url("/api/token/"))
+                .json(&serde_json::json!({"username": "john1", "password": "test"}))
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("json");
+            let refresh = serde_json::json!({"refresh": pair["refresh"]});
+            let on = |app: &crate::helpers::TestApp| {
+                app.client
+                    .post(app.url("/api/token/refresh/"))
+                    .json(&refresh)
+                    .send()
+            };
+            assert_eq!(on(&a).await.expect("refresh on A").status(), 200);
+            assert_eq!(on(&b).await.expect("reuse on B").status(), 401);
         })
         .await
 }
