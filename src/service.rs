@@ -32,31 +32,45 @@ pub struct Files {
     pub budget: Arc<Budget>,
 }
 
-/// A blob written for a tenant but not yet a file. Dropped without [`Files::commit`] (an error, a
-/// validation failure, or the request future cancelled by a client disconnect), it removes its
-/// blob and intent; if the process dies first, `gc` finds them through the intent.
-pub struct Staged {
+/// A blob key whose intent is recorded but whose file is not committed. Dropped while still
+/// armed (an error, a validation failure, or the request future cancelled by a client
+/// disconnect), it removes the blob and the intent in the background; if the process dies
+/// first, `gc` finds them through the intent.
+struct Pending {
     key: Option<BlobKey>,
-    pub stored: Stored,
     files: Files,
 }
 
-impl Staged {
-    /// Remove the blob and the intent now.
-    pub async fn discard(mut self) {
-        if let Some(key) = self.key.take() {
-            discard(&self.files, &key).await;
-        }
+impl Pending {
+    /// The upload is committed (or already cleaned up): nothing to do on drop.
+    fn disarm(&mut self) -> Option<BlobKey> {
+        self.key.take()
     }
 }
 
-impl Drop for Staged {
+impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let files = self.files.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move { discard(&files, &key).await });
             }
+        }
+    }
+}
+
+/// A blob written for a tenant but not yet a file: [`Files::commit`] makes it one, and dropping
+/// it removes it.
+pub struct Staged {
+    pending: Pending,
+    pub stored: Stored,
+}
+
+impl Staged {
+    /// Remove the blob and the intent now.
+    pub async fn discard(mut self) {
+        if let Some(key) = self.pending.disarm() {
+            discard(&self.pending.files, &key).await;
         }
     }
 }
@@ -68,23 +82,6 @@ async fn discard(files: &Files, key: &BlobKey) {
     }
     if let Err(e) = files.meta.drop_intent(key).await {
         tracing::warn!(%key, error = %e, "could not drop an upload intent; gc will");
-    }
-}
-
-/// Removes the intent and any partial blob if the upload future is dropped mid-stream.
-struct IntentGuard<'a> {
-    key: Option<BlobKey>,
-    files: &'a Files,
-}
-
-impl Drop for IntentGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let files = self.files.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { discard(&files, &key).await });
-            }
-        }
     }
 }
 
@@ -128,9 +125,9 @@ impl Files {
     {
         let key = BlobKey::generate(tenant.id);
         self.meta.record_intent(tenant, &key, now_micros()).await?;
-        let mut guard = IntentGuard {
+        let mut pending = Pending {
             key: Some(key.clone()),
-            files: self,
+            files: self.clone(),
         };
         metrics::gauge!("mtfu_uploads_in_flight").increment(1.0);
         let result = async {
@@ -140,17 +137,10 @@ impl Files {
         .await;
         metrics::gauge!("mtfu_uploads_in_flight").decrement(1.0);
         match result {
-            Ok(stored) => {
-                guard.key = None;
-                Ok(Staged {
-                    key: Some(key),
-                    stored,
-                    files: self.clone(),
-                })
-            }
+            Ok(stored) => Ok(Staged { pending, stored }),
             Err(e) => {
-                guard.key = None;
                 // The writer was aborted; only the intent is left.
+                pending.disarm();
                 if let Err(m) = self.meta.drop_intent(&key).await {
                     tracing::warn!(%key, error = %m, "could not drop an upload intent; gc will");
                 }
@@ -173,7 +163,7 @@ impl Files {
         is_public: bool,
         expire_at: Option<Micros>,
     ) -> Result<FileRecord, ServiceError> {
-        let Some(key) = staged.key.clone() else {
+        let Some(key) = staged.pending.key.clone() else {
             return Err(MetaError::Internal("staged upload committed twice".into()).into());
         };
         let new = NewFile {
@@ -187,8 +177,12 @@ impl Files {
             is_public,
             expire_at,
         };
-        let (record, replaced) = self.meta.commit_file(tenant, new, now_micros()).await?;
-        staged.key = None;
+        let committed = self.meta.commit_file(tenant, new, now_micros()).await;
+        // Committed or not, the blob stays: a commit whose answer was lost may have happened,
+        // and then the blob is a live file's. If it did not happen, the intent is still there
+        // and gc removes the blob after its grace period.
+        staged.pending.disarm();
+        let (record, replaced) = committed?;
         if let Some(old) = replaced {
             // Best effort: the key is in the garbage table until this succeeds.
             if self.blob.delete(&old).await.is_ok() {
