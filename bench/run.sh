@@ -49,6 +49,7 @@ echo "model:  $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 echo "kernel: $(uname -r)"
 echo "wrk:    $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
+echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; other work on the box skews results)"
 echo
 
 # ---------------------------------------------------------------------------------------------
@@ -79,17 +80,12 @@ cleanup() {
     local rc=$?
     set +e
     if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; fi
+    stop_server
     # Stray upload jobs of this script (background curls), by their own ids.
     for j in $(jobs -p); do kill "$j" 2>/dev/null; done
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
     if [[ $rc -ne 0 && -f "$LOG" ]]; then
         echo "bench: failed (exit $rc); last server log lines:" >&2
-        tail -n 20 "$LOG" >&2
+        grep -v "Illegal SNI extension" "$LOG" | tail -n 20 >&2
     fi
     if [[ "${KEEP_TMP:-0}" == 1 ]]; then
         echo "bench: kept $TMP" >&2
@@ -101,25 +97,49 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== starting $BIN on $HOST:$PORT (data dir $DATA)"
-(
-    cd "$TMP"
-    exec env -u MTFU_CONFIG \
-        MTFU_SERVER__LISTEN="$HOST:$PORT" \
-        MTFU_SERVER__DATA_DIR="$DATA" \
-        MTFU_LIMITS__MAX_FILE_SIZE=$((2 * 1024 * 1024 * 1024)) \
-        MTFU_LOG="${MTFU_LOG:-warn}" \
-        "$BIN" serve --init-data
-) >"$LOG" 2>&1 &
-SERVER_PID=$!
+start_server() {
+    echo "== starting $BIN on $HOST:$PORT (data dir $DATA)"
+    (
+        cd "$TMP"
+        exec env -u MTFU_CONFIG -u MTFU_BIN \
+            MTFU_SERVER__LISTEN="$HOST:$PORT" \
+            MTFU_SERVER__DATA_DIR="$DATA" \
+            MTFU_LIMITS__MAX_FILE_SIZE=$((2 * 1024 * 1024 * 1024)) \
+            MTFU_LOG="${MTFU_LOG:-warn}" \
+            "$BIN" serve --init-data
+    ) >>"$LOG" 2>&1 &
+    SERVER_PID=$!
+    local ready=0
+    for _ in $(seq 1 300); do   # up to 30 s
+        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited during start-up"
+        if curl -ksf --max-time 2 "$BASE/healthz" >/dev/null 2>&1; then ready=1; break; fi
+        sleep 0.1
+    done
+    [[ $ready == 1 ]] || die "server did not answer /healthz within 30 s"
+}
 
-ready=0
-for _ in $(seq 1 300); do   # up to 30 s
-    kill -0 "$SERVER_PID" 2>/dev/null || die "server exited during start-up"
-    if curl -ksf --max-time 2 "$BASE/healthz" >/dev/null 2>&1; then ready=1; break; fi
-    sleep 0.1
-done
-[[ $ready == 1 ]] || die "server did not answer /healthz within 30 s"
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+server_cpu() { # user+system CPU seconds of the server so far
+    awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+rss_line() { # VmRSS and VmHWM of the server, in MiB
+    awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END { printf "VmRSS %.1f MiB, VmHWM %.1f MiB", r / 1024, h / 1024 }' \
+        "/proc/$SERVER_PID/status"
+}
+
+start_server
 
 CURL=(curl -ks --max-time 30)
 
@@ -130,8 +150,8 @@ get_token() { # username -> access token
 }
 TOKEN="$(get_token john1)"
 [[ -n "$TOKEN" ]] || die "could not get an access token for john1"
-export MTFU_TOKEN="$TOKEN"
-export MTFU_RUN_ID="$$"
+export BENCH_TOKEN="$TOKEN"
+export BENCH_RUN_ID="$$"
 
 metric() { # name -> value from /metrics (first sample, no labels)
     "${CURL[@]}" "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
@@ -192,6 +212,12 @@ run_wrk "GET /api/files/product/1 (20)" get.lua /api/files/product/1
 visible=$("${CURL[@]}" -H "Authorization: Bearer $TOKEN" "$BASE/api/list_files" \
     | sed -n 's/.*"count"[[:space:]]*:[[:space:]]*\([0-9]*\).*/\1/p')
 run_wrk "GET /api/list_files (${visible:-?})" get.lua /api/list_files
+RSS_AFTER_WRK="$(rss_line)"
+
+# Fresh server process (same data) so the upload phases' memory is their own.
+stop_server
+start_server
+RSS_FRESH="$(rss_line)"
 
 # ---------------------------------------------------------------------------------------------
 # 2. One large upload
@@ -199,13 +225,16 @@ run_wrk "GET /api/list_files (${visible:-?})" get.lua /api/list_files
 echo "== single ${BIG_MIB} MiB upload"
 BIG="$TMP/big.bin"
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$BIG"
+cpu0=$(server_cpu)
 read -r big_code big_time big_size < <(curl -ks --max-time 900 -o "$TMP/big.out" \
     -w '%{http_code} %{time_total} %{size_upload}\n' -H "Authorization: Bearer $TOKEN" \
     -F "file=@$BIG;filename=big.bin" -F resource=big -F resource_id=1 "$BASE/api/upload" || true)
 server_alive
+big_cpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
 [[ "${big_code:-000}" == 200 ]] || { cat "$TMP/big.out" >&2 || true; die "large upload answered HTTP ${big_code:-none}"; }
 BIG_LINE=$(awk -v t="$big_time" -v s="$big_size" -v m="$BIG_MIB" \
-    'BEGIN { printf "%d MiB upload: %.2f s, %.1f MB/s (%.1f MiB/s)", m, t, s / t / 1e6, s / t / 1048576 }')
+    -v c="$big_cpu" \
+    'BEGIN { printf "%d MiB upload: %.2f s, %.1f MB/s (%.1f MiB/s), server CPU %.2f s", m, t, s / t / 1e6, s / t / 1048576, c }')
 hw_after_big=$(metric mtfu_buffer_bytes_high_water)
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +261,7 @@ echo 0 >"$RSS_FILE"
 ) &
 SAMPLER_PID=$!
 
+cpu0=$(server_cpu)
 par_start=$(date +%s.%N)
 pids=()
 for i in $(seq 1 "$PAR_UPLOADS"); do
@@ -244,6 +274,7 @@ done
 par_fail=0
 for p in "${pids[@]}"; do wait "$p" || par_fail=$((par_fail + 1)); done
 par_end=$(date +%s.%N)
+par_cpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
 sleep 0.3
 kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true
@@ -267,13 +298,14 @@ hw_final=$(metric mtfu_buffer_bytes_high_water)
 # ---------------------------------------------------------------------------------------------
 mib() { awk -v b="$1" 'BEGIN { if (b == "") print "?"; else printf "%.1f", b / 1048576 }'; }
 echo
-echo "== results (DURATION=${DURATION}s, wrk -t$THREADS -c$CONNECTIONS, HTTP/1.1 over TLS)"
+echo "== results (DURATION=${DURATION}s, wrk -t$THREADS -c$CONNECTIONS, HTTP/1.1 over TLS; load now $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-34s %10s %10s %10s %9s %8s %8s\n' "endpoint" "req/s" "p50 ms" "p99 ms" "requests" "non-2xx" "sockerr"
 for r in "${ROWS[@]}"; do echo "$r"; done
+echo "server memory after the wrk runs: $RSS_AFTER_WRK (then restarted: $RSS_FRESH)"
 echo
 echo "$BIG_LINE"
-awk -v n="$PAR_UPLOADS" -v m="$PAR_MIB" -v a="$par_start" -v b="$par_end" \
-    'BEGIN { t = b - a; printf "%d x %d MiB concurrent uploads: %.2f s, %.1f MB/s aggregate\n", n, m, t, n * m * 1048576 / t / 1e6 }'
+awk -v n="$PAR_UPLOADS" -v m="$PAR_MIB" -v a="$par_start" -v b="$par_end" -v c="$par_cpu" \
+    'BEGIN { t = b - a; printf "%d x %d MiB concurrent uploads: %.2f s, %.1f MB/s aggregate, server CPU %.2f s\n", n, m, t, n * m * 1048576 / t / 1e6, c }'
 echo "  non-200 answers: $par_non200, curl failures: $par_fail"
 echo "  server RSS before: $(mib $((rss_before * 1024))) MiB, peak sampled VmRSS: $(mib $((rss_peak_kib * 1024))) MiB, VmHWM: $(mib $((hwm_kib * 1024))) MiB$([[ $hwm_reset == 1 ]] || echo ' (since start)')"
 echo "  mtfu_buffer_bytes_high_water: ${hw_final:-?} bytes ($(mib "${hw_final:-}") MiB; after the single large upload: $(mib "${hw_after_big:-}") MiB)"

@@ -1,10 +1,10 @@
 -- wrk script: POST /api/upload, a multipart form with a 10 KiB file.
 -- Every request gets a distinct file name (run id + thread id + counter), so uploads create new
--- files instead of replacing one. Needs MTFU_TOKEN (an access token) in the environment;
--- MTFU_RUN_ID and MTFU_UPLOAD_RESOURCE are optional.
-local token = assert(os.getenv("MTFU_TOKEN"), "MTFU_TOKEN not set")
-local run_id = os.getenv("MTFU_RUN_ID") or tostring(os.time())
-local resource = os.getenv("MTFU_UPLOAD_RESOURCE") or "bench"
+-- files instead of replacing one. Needs BENCH_TOKEN (an access token) in the environment;
+-- BENCH_RUN_ID and BENCH_UPLOAD_RESOURCE are optional.
+local token = assert(os.getenv("BENCH_TOKEN"), "BENCH_TOKEN not set")
+local run_id = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local resource = os.getenv("BENCH_UPLOAD_RESOURCE") or "bench"
 local boundary = "----mtfubench0123456789abcdef"
 
 local threads = {}

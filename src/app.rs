@@ -53,13 +53,21 @@ fn prometheus() -> PrometheusHandle {
 
 /// Open both stores as configured and apply pending migrations.
 pub async fn open_stores(cfg: &Config) -> Result<(Meta, Blob), StartError> {
+    open_stores_with(cfg, Budget::new(cfg.limits.buffer_budget)).await
+}
+
+/// [`open_stores`], with the blob store's writers holding `budget`.
+pub async fn open_stores_with(
+    cfg: &Config,
+    budget: Arc<Budget>,
+) -> Result<(Meta, Blob), StartError> {
     std::fs::create_dir_all(&cfg.server.data_dir).map_err(|source| StartError::Io {
         what: format!("create data_dir {}", cfg.server.data_dir.display()),
         source,
     })?;
     let meta = Meta::open(cfg).await?;
     meta.migrate().await?;
-    let blob = Blob::open(cfg).await?;
+    let blob = Blob::open(cfg, budget).await?;
     Ok((meta, blob))
 }
 
@@ -102,7 +110,8 @@ async fn bind(addr: &str, key: &str) -> Result<TcpListener, StartError> {
 impl App {
     pub async fn build(cfg: Config) -> Result<App, StartError> {
         cfg.validate()?;
-        let (meta, blob) = open_stores(&cfg).await?;
+        let budget = Budget::new(cfg.limits.buffer_budget);
+        let (meta, blob) = open_stores_with(&cfg, budget.clone()).await?;
         let tls = TlsAcceptor::from(crate::tls::server_config(&cfg)?);
         let auth = build_auth(&cfg)?;
         let https = bind(&cfg.server.listen, "listen").await?;
@@ -110,11 +119,7 @@ impl App {
             Some(a) => Some(bind(a, "plain_listen").await?),
             None => None,
         };
-        let files = Files {
-            meta,
-            blob,
-            budget: Budget::new(cfg.limits.buffer_budget),
-        };
+        let files = Files { meta, blob, budget };
         let state = Arc::new(AppState {
             cfg: Arc::new(cfg),
             auth,

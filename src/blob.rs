@@ -6,11 +6,12 @@
 //! writer dropped without `finish` leaves nothing the garbage collector cannot find.
 
 pub mod local;
+pub mod s3;
 
 use std::ops::{Deref, Range};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use futures_util::Stream;
 
 use crate::config::{BlobBackendKind, Config};
 use crate::domain::BlobKey;
+use crate::upload::Budget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -37,7 +39,8 @@ pub type BlobResult<T> = Result<T, BlobError>;
 /// A blob's bytes, streamed.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
-/// One blob being written.
+/// One blob being written. A writer holds [`Budget`] for the bytes it buffers: `write` waits for
+/// budget (back-pressure on the client) before it keeps a chunk.
 #[async_trait]
 pub trait BlobWriter: Send {
     async fn write(&mut self, chunk: Bytes) -> BlobResult<()>;
@@ -49,8 +52,10 @@ pub trait BlobWriter: Send {
 
 #[async_trait]
 pub trait BlobBackend: Send + Sync {
-    /// Begin writing `key`.
-    async fn create(&self, key: &BlobKey) -> BlobResult<Box<dyn BlobWriter>>;
+    /// Begin writing `key`, a blob of at most `max_size` bytes (an enforced bound: the size
+    /// limit, the request's `Content-Length`), which lets a store buffer no more than that.
+    /// Writing more than `max_size` bytes may fail.
+    async fn create(&self, key: &BlobKey, max_size: u64) -> BlobResult<Box<dyn BlobWriter>>;
     /// Read a finished blob, whole or the byte `range`.
     async fn read(&self, key: &BlobKey, range: Option<Range<u64>>) -> BlobResult<ByteStream>;
     /// Remove a blob and any unfinished write of it. Removing what is not there is not an error.
@@ -60,6 +65,16 @@ pub trait BlobBackend: Send + Sync {
     async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>>;
     /// Cheap check that the store answers, for `/readyz`.
     async fn ping(&self) -> BlobResult<()>;
+    /// A URL that downloads the blob without going through mtfu, valid for `expires_in`, served
+    /// as an attachment named `file_name`. `None`: the store has no such links (local disk), and
+    /// mtfu's own signed `/dl/...` link is used.
+    async fn presign_get(
+        &self,
+        key: &BlobKey,
+        expires_in: Duration,
+        file_name: &str,
+        content_type: &str,
+    ) -> BlobResult<Option<String>>;
 }
 
 /// Cloneable handle to the configured blob store.
@@ -71,10 +86,15 @@ impl Blob {
         Self(backend)
     }
 
-    pub async fn open(cfg: &Config) -> BlobResult<Blob> {
+    /// Open the configured store; its writers hold `budget` for the bytes they buffer.
+    pub async fn open(cfg: &Config, budget: Arc<Budget>) -> BlobResult<Blob> {
         match cfg.blobs.backend {
             BlobBackendKind::Local => {
-                let store = local::LocalStore::open(&cfg.local_blob_path()).await?;
+                let store = local::LocalStore::open(&cfg.local_blob_path(), budget).await?;
+                Ok(Blob(Arc::new(store)))
+            }
+            BlobBackendKind::S3 => {
+                let store = s3::S3Store::open(&cfg.blobs.s3, budget).await?;
                 Ok(Blob(Arc::new(store)))
             }
         }
@@ -83,6 +103,15 @@ impl Blob {
     pub fn describe(cfg: &Config) -> String {
         match cfg.blobs.backend {
             BlobBackendKind::Local => format!("local disk ({})", cfg.local_blob_path().display()),
+            BlobBackendKind::S3 => {
+                let s3 = &cfg.blobs.s3;
+                format!(
+                    "S3 (bucket {}, prefix {:?}, {})",
+                    s3.bucket,
+                    s3.key_prefix,
+                    s3.endpoint_url.as_deref().unwrap_or("AWS")
+                )
+            }
         }
     }
 }

@@ -219,8 +219,10 @@ impl std::fmt::Debug for PostgresConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlobsConfig {
+    /// `local` (the default) or `s3`.
     pub backend: BlobBackendKind,
     pub local: LocalBlobConfig,
+    pub s3: S3BlobConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -228,6 +230,73 @@ pub struct BlobsConfig {
 pub enum BlobBackendKind {
     #[default]
     Local,
+    S3,
+}
+
+/// S3's smallest part of a multipart upload (all but the last part).
+pub const S3_MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// The S3 (or S3-compatible) blob store.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3BlobConfig {
+    /// Bucket of the blobs (must exist).
+    pub bucket: String,
+    /// Region of the bucket, e.g. `eu-west-1`.
+    pub region: String,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`. Unset: AWS's endpoint.
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub force_path_style: bool,
+    /// Static credentials; both or neither. Unset: the standard AWS chain (environment,
+    /// profile, web identity, ECS/EC2 instance role).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Prepended to every object key, e.g. `mtfu/`.
+    pub key_prefix: String,
+    /// Bytes of one multipart part (at least 5 MiB); bodies up to this size go in one PutObject.
+    pub part_size: u64,
+    /// Parts of one upload sent to S3 at once (one more part is filled meanwhile).
+    pub parts_in_flight: usize,
+    /// Lifetime of the presigned download URLs in listings. Unset: `limits.url_ttl_secs`.
+    pub presign_ttl_secs: Option<u64>,
+}
+
+impl Default for S3BlobConfig {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            endpoint_url: None,
+            force_path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+            key_prefix: String::new(),
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 2,
+            presign_ttl_secs: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for S3BlobConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3BlobConfig")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("key_prefix", &self.key_prefix)
+            .field("part_size", &self.part_size)
+            .field("parts_in_flight", &self.parts_in_flight)
+            .field("presign_ttl_secs", &self.presign_ttl_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -367,7 +436,90 @@ impl Config {
         if self.metadata.backend == MetadataBackend::Postgres {
             self.validate_postgres()?;
         }
+        if self.blobs.backend == BlobBackendKind::S3 {
+            self.validate_s3()?;
+        }
         Ok(())
+    }
+
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        let s3 = &self.blobs.s3;
+        if s3.bucket.is_empty() {
+            return Err(invalid(
+                "blobs.s3.bucket",
+                "must be set when blobs.backend is \"s3\"",
+            ));
+        }
+        if s3.region.is_empty() {
+            return Err(invalid("blobs.s3.region", "must not be empty"));
+        }
+        if let Some(u) = &s3.endpoint_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(invalid(
+                "blobs.s3.endpoint_url",
+                "must start with https:// or http://",
+            ));
+        }
+        if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+            return Err(invalid(
+                "blobs.s3.access_key_id",
+                "blobs.s3.access_key_id and blobs.s3.secret_access_key must be set together",
+            ));
+        }
+        if s3.part_size < S3_MIN_PART_SIZE {
+            return Err(invalid(
+                "blobs.s3.part_size",
+                format!("must be at least {S3_MIN_PART_SIZE} (S3's minimum part size)"),
+            ));
+        }
+        if s3.part_size > 5 * 1024 * 1024 * 1024 {
+            return Err(invalid(
+                "blobs.s3.part_size",
+                "must be at most 5368709120 (S3's maximum part size)",
+            ));
+        }
+        if s3.parts_in_flight == 0 {
+            return Err(invalid("blobs.s3.parts_in_flight", "must be at least 1"));
+        }
+        if self.limits.buffer_budget < s3.part_size {
+            return Err(invalid(
+                "limits.buffer_budget",
+                "must be at least blobs.s3.part_size (an S3 upload buffers whole parts)",
+            ));
+        }
+        if s3.presign_ttl_secs.is_some_and(|t| t == 0 || t > 604_800) {
+            return Err(invalid(
+                "blobs.s3.presign_ttl_secs",
+                "must be between 1 and 604800 (7 days, SigV4's maximum)",
+            ));
+        }
+        // 10,000 parts at most: a file at the size limit must fit.
+        if self.limits.max_file_size.div_ceil(s3.part_size) > 10_000 {
+            return Err(invalid(
+                "blobs.s3.part_size",
+                "too small for limits.max_file_size: S3 allows 10000 parts per object",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Lifetime of the download links in listings.
+    pub fn link_ttl_secs(&self) -> u64 {
+        match self.blobs.backend {
+            BlobBackendKind::S3 => self
+                .blobs
+                .s3
+                .presign_ttl_secs
+                .unwrap_or(self.limits.url_ttl_secs),
+            BlobBackendKind::Local => self.limits.url_ttl_secs,
+        }
     }
 
     fn validate_postgres(&self) -> Result<(), ConfigError> {
@@ -483,6 +635,29 @@ mod tests {
     fn the_postgres_url_password_is_not_in_debug_output() {
         let mut c = Config::default();
         c.metadata.postgres.url = Some("postgres://mtfu:hunter2@localhost/mtfu".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_s3_backend_checks_its_keys() {
+        let mut c = Config::default();
+        c.blobs.backend = BlobBackendKind::S3;
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("blobs.s3.bucket"), "{err}");
+        c.blobs.s3.bucket = "b".into();
+        c.validate().expect("valid");
+        c.blobs.s3.part_size = 1024 * 1024;
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("blobs.s3.part_size"), "{err}");
+        c.blobs.s3.part_size = 128 * 1024 * 1024;
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("limits.buffer_budget"), "{err}");
+        c.blobs.s3.part_size = 8 * 1024 * 1024;
+        c.blobs.s3.access_key_id = Some("k".into());
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("blobs.s3.access_key_id"), "{err}");
+        c.blobs.s3.secret_access_key = Some("hunter2".into());
+        c.validate().expect("valid");
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 

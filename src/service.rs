@@ -112,12 +112,15 @@ impl PageInfo {
 }
 
 impl Files {
-    /// Record an intent, then stream `body` into a new blob for `tenant`.
+    /// Record an intent, then stream `body` into a new blob for `tenant`. More than `limit` bytes
+    /// fail the upload; `declared` is an upper bound the transport enforces (the request's
+    /// `Content-Length`), if any.
     pub async fn stage<S, E>(
         &self,
         tenant: &Tenant,
         body: S,
         limit: u64,
+        declared: Option<u64>,
     ) -> Result<Staged, ServiceError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -131,8 +134,9 @@ impl Files {
         };
         metrics::gauge!("mtfu_uploads_in_flight").increment(1.0);
         let result = async {
-            let writer = self.blob.create(&key).await?;
-            Ok::<_, ServiceError>(stream_to_blob(body, writer, limit, &self.budget).await?)
+            let max_size = declared.map_or(limit, |d| d.min(limit));
+            let writer = self.blob.create(&key, max_size).await?;
+            Ok::<_, ServiceError>(stream_to_blob(body, writer, limit).await?)
         }
         .await;
         metrics::gauge!("mtfu_uploads_in_flight").decrement(1.0);

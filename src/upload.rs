@@ -18,9 +18,10 @@ use crate::blob::{BlobError, BlobWriter};
 /// tokio's limit even for budgets of many GiB.
 const UNIT: u64 = 1024;
 
-/// A byte-counting semaphore shared by every upload. A chunk pulled from a client socket holds
-/// permits for its size until the blob store has taken it; when the budget is spent, uploads wait
-/// before pulling more, so TCP flow control slows the clients instead of memory growing.
+/// A byte-counting semaphore shared by every upload. The blob writers hold it for what they
+/// buffer: the local store a chunk until it is written, the S3 store a whole part from before it
+/// fills until S3 has it. When the budget is spent, uploads wait before pulling more, so TCP
+/// flow control slows the clients instead of memory growing.
 pub struct Budget {
     sem: Arc<Semaphore>,
     units: u64,
@@ -111,13 +112,14 @@ pub struct Stored {
 }
 
 /// Pipe `body` into `writer`, enforcing `limit` on the bytes counted so far (not on any
-/// declared length), hashing as it goes, holding budget for each chunk until the store has it.
-/// On success the blob is finished (durable); on any error it is aborted.
+/// declared length), hashing as it goes. The writer holds budget for what it buffers (a chunk
+/// until it is on disk, or whole S3 parts until they are uploaded), so `write` waiting for budget
+/// stops this loop from pulling more from the client. On success the blob is finished (durable);
+/// on any error it is aborted.
 pub async fn stream_to_blob<S, E>(
     mut body: S,
     mut writer: Box<dyn BlobWriter>,
     limit: u64,
-    budget: &Arc<Budget>,
 ) -> Result<Stored, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -132,7 +134,6 @@ where
             if size > limit {
                 return Err(UploadError::TooLarge { limit });
             }
-            let _held = budget.acquire(chunk.len()).await;
             metrics::counter!("mtfu_upload_bytes_total").increment(chunk.len() as u64);
             hasher.update(&chunk);
             writer.write(chunk).await?;

@@ -7,7 +7,8 @@
 use std::io::SeekFrom;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream};
 use crate::domain::BlobKey;
+use crate::upload::Budget;
 
 /// Read size for downloads: large enough for throughput, small enough to bound memory.
 const READ_CHUNK: usize = 64 * 1024;
@@ -23,6 +25,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct LocalStore {
     objects: PathBuf,
     tmp: PathBuf,
+    budget: Arc<Budget>,
 }
 
 impl From<std::io::Error> for BlobError {
@@ -35,7 +38,7 @@ impl From<std::io::Error> for BlobError {
 }
 
 impl LocalStore {
-    pub async fn open(root: &Path) -> BlobResult<LocalStore> {
+    pub async fn open(root: &Path, budget: Arc<Budget>) -> BlobResult<LocalStore> {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
         for d in [&objects, &tmp] {
@@ -43,7 +46,11 @@ impl LocalStore {
                 .await
                 .map_err(|e| BlobError::Unavailable(format!("create {}: {e}", d.display())))?;
         }
-        Ok(LocalStore { objects, tmp })
+        Ok(LocalStore {
+            objects,
+            tmp,
+            budget,
+        })
     }
 
     fn object_path(&self, key: &BlobKey) -> PathBuf {
@@ -68,15 +75,18 @@ struct LocalWriter {
     file: Option<tokio::fs::File>,
     tmp: PathBuf,
     dest: PathBuf,
+    budget: Arc<Budget>,
 }
 
 #[async_trait]
 impl BlobWriter for LocalWriter {
+    /// Holds budget for the chunk until the file has it.
     async fn write(&mut self, chunk: Bytes) -> BlobResult<()> {
-        match self.file.as_mut() {
-            Some(f) => Ok(f.write_all(&chunk).await?),
-            None => Err(BlobError::Other("write after finish".into())),
-        }
+        let Some(f) = self.file.as_mut() else {
+            return Err(BlobError::Other("write after finish".into()));
+        };
+        let _held = self.budget.acquire(chunk.len()).await;
+        Ok(f.write_all(&chunk).await?)
     }
 
     async fn finish(mut self: Box<Self>) -> BlobResult<()> {
@@ -126,7 +136,7 @@ fn key_from_tmp_name(name: &str) -> Option<BlobKey> {
 
 #[async_trait]
 impl BlobBackend for LocalStore {
-    async fn create(&self, key: &BlobKey) -> BlobResult<Box<dyn BlobWriter>> {
+    async fn create(&self, key: &BlobKey, _max_size: u64) -> BlobResult<Box<dyn BlobWriter>> {
         let tmp = self.tmp_path(key);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -137,6 +147,7 @@ impl BlobBackend for LocalStore {
             file: Some(file),
             tmp,
             dest: self.object_path(key),
+            budget: self.budget.clone(),
         }))
     }
 
@@ -210,5 +221,15 @@ impl BlobBackend for LocalStore {
             .await
             .map_err(|e| BlobError::Unavailable(format!("{}: {e}", self.objects.display())))?;
         Ok(())
+    }
+
+    async fn presign_get(
+        &self,
+        _key: &BlobKey,
+        _expires_in: Duration,
+        _file_name: &str,
+        _content_type: &str,
+    ) -> BlobResult<Option<String>> {
+        Ok(None)
     }
 }

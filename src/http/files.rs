@@ -52,8 +52,26 @@ pub fn base_url(state: &AppState, ctx: &Ctx) -> String {
     }
 }
 
-/// An absolute download link for `f` that needs no token until it expires.
-pub fn signed_url(state: &AppState, base: &str, f: &FileRecord) -> String {
+/// An absolute download link for `f` that needs no token until it expires: the blob store's own
+/// (an S3 presigned GET) when it has one, else mtfu's HMAC-signed `/dl/...` link (also when
+/// presigning fails, e.g. no credentials could be loaded: `/dl/...` works on every store).
+pub async fn signed_url(state: &AppState, base: &str, f: &FileRecord) -> String {
+    let ttl = state.cfg.link_ttl_secs();
+    let presigned = state
+        .files
+        .blob
+        .presign_get(
+            &f.blob_key,
+            std::time::Duration::from_secs(ttl),
+            &f.name,
+            &f.content_type,
+        )
+        .await;
+    match presigned {
+        Ok(Some(url)) => return url,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "presigning a download link failed; using /dl"),
+    }
     let expires = chrono::Utc::now().timestamp() + state.cfg.limits.url_ttl_secs as i64;
     let sig = state.auth.url_signature(f.tenant_id, &f.id, expires);
     format!(
@@ -89,13 +107,15 @@ async fn paged(
         .files
         .page(tenant, &filter, q.get("page").map(String::as_str), size)
         .await?;
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            let url = link_base.as_ref().map(|b| signed_url(state, b, f));
-            file_json(f, url)
-        })
-        .collect();
+    let mut out = Vec::with_capacity(files.len());
+    for f in &files {
+        let url = match &link_base {
+            Some(b) => Some(signed_url(state, b, f).await),
+            None => None,
+        };
+        out.push(file_json(f, url));
+    }
+    let files = out;
     Ok(json_response(
         StatusCode::OK,
         &json!({

@@ -21,6 +21,11 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{AppState, ConnInfo, handle};
 
+/// HTTP/2 flow-control window of one stream, bytes.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 streams open at once on one connection.
+const H2_MAX_STREAMS: u32 = 32;
+
 /// Serve `listener` until `stop` turns true, then wait up to `grace` for open connections.
 pub async fn serve(
     listener: TcpListener,
@@ -65,8 +70,15 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs))
                 .max_buf_size(cfg.max_header_bytes.max(8192));
+            // An upload waiting for buffer budget stops reading its stream. With HTTP/2 the
+            // connection window must then still leave room for the connection's other streams:
+            // it is sized so that every stream may fill its own window and the rest still move
+            // (hyper's defaults, 1 MiB each, let one stalled stream block the connection).
             builder
                 .http2()
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_STREAM_WINDOW * (H2_MAX_STREAMS + 1))
+                .max_concurrent_streams(H2_MAX_STREAMS)
                 .timer(TokioTimer::new())
                 .max_header_list_size(cfg.max_header_bytes as u32)
                 .keep_alive_interval(Some(idle / 2))

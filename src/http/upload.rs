@@ -60,8 +60,14 @@ pub async fn upload(
         .to_owned();
     let form = match multer::parse_boundary(&ct) {
         Ok(boundary) => {
+            // hyper enforces Content-Length (HTTP/1 and HTTP/2): the file part is smaller.
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
             let mut body = BodyStream::new(req.into_body(), idle);
-            match read_multipart(state, &tenant, &mut body, boundary).await {
+            match read_multipart(state, &tenant, &mut body, boundary, declared).await {
                 Ok(form) => form,
                 Err(e) => {
                     if body.timed_out() {
@@ -102,6 +108,7 @@ async fn read_multipart(
     tenant: &Tenant,
     body: &mut BodyStream,
     boundary: String,
+    declared: Option<u64>,
 ) -> Result<Form, ApiError> {
     let limit = state.cfg.limits.max_file_size;
     let too_large = || ApiError::from(ServiceError::Upload(UploadError::TooLarge { limit }));
@@ -128,7 +135,10 @@ async fn read_multipart(
                         .content_type()
                         .map(|m| m.essence_str().to_owned())
                         .unwrap_or_else(|| "application/octet-stream".into());
-                    let staged = state.files.stage(tenant, &mut field, limit).await?;
+                    let staged = state
+                        .files
+                        .stage(tenant, &mut field, limit, declared)
+                        .await?;
                     form.file = Some(StagedFile {
                         staged,
                         name: file_name,
@@ -289,11 +299,12 @@ async fn finish(
         )
         .await?;
     let base = super::files::base_url(state, ctx);
+    let url = super::files::signed_url(state, &base, &record).await;
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "message": "File uploaded successfully",
-            "file": file_json(&record, Some(super::files::signed_url(state, &base, &record))),
+            "file": file_json(&record, Some(url)),
         }),
     ))
 }

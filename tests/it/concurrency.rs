@@ -43,9 +43,9 @@ pub async fn concurrent_uploads_of_one_name_leave_one_file_and_no_lost_blob() {
         .await
         .expect("gc");
     assert!(
-        eventually(5, || async { app.blob_files().len() == 1 }).await,
+        eventually(5, || async { app.blob_files().await.len() == 1 }).await,
         "{:?}",
-        app.blob_files()
+        app.blob_files().await
     );
 }
 

@@ -27,11 +27,9 @@ pub async fn gc_removes_deleted_expired_and_orphaned_blobs_and_keeps_live_ones()
         );
     assert_eq!(app.upload_form(&t, form).await.0, 200);
     assert_eq!(app.delete(&t, "/api/files/gone/1").await.0, 200);
-    let orphan = app
-        .blob_root()
-        .join("objects/t/1/0123456789abcdef0123456789abcdef");
-    std::fs::write(&orphan, b"orphan").expect("orphan");
-    assert_eq!(app.blob_files().len(), 4);
+    app.write_orphan("t/1/0123456789abcdef0123456789abcdef", b"orphan")
+        .await;
+    assert_eq!(app.blob_files().await.len(), 4);
 
     let (meta, blob) = (&app.state.files.meta, &app.state.files.blob);
     // Within the grace period nothing goes.
@@ -39,20 +37,20 @@ pub async fn gc_removes_deleted_expired_and_orphaned_blobs_and_keeps_live_ones()
         .await
         .expect("gc");
     assert_eq!(r.blobs_removed(), 0);
-    assert_eq!(app.blob_files().len(), 4);
+    assert_eq!(app.blob_files().await.len(), 4);
 
     tokio::time::sleep(Duration::from_millis(1100)).await; // let the expiring file expire
     let dry = sweep(meta, blob, Duration::ZERO, true)
         .await
         .expect("dry run");
     assert_eq!(dry.orphans.len(), 1);
-    assert_eq!(app.blob_files().len(), 4, "a dry run changes nothing");
+    assert_eq!(app.blob_files().await.len(), 4, "a dry run changes nothing");
 
     let r = sweep(meta, blob, Duration::ZERO, false).await.expect("gc");
     assert_eq!(r.files_reaped, 2, "{r:?}");
     assert_eq!(r.garbage.len(), 2, "{r:?}");
     assert_eq!(r.orphans.len(), 1, "{r:?}");
-    let left = app.blob_files();
+    let left = app.blob_files().await;
     assert_eq!(left.len(), 1, "{left:?}");
     let (_, list) = app.get(&t, "/api/list_files").await;
     assert_eq!(crate::helpers::names(&list), ["live.txt"]);
@@ -79,7 +77,7 @@ pub async fn a_replaced_files_old_blob_never_outlives_a_gc() {
     }
     let (meta, blob) = (&app.state.files.meta, &app.state.files.blob);
     sweep(meta, blob, Duration::ZERO, false).await.expect("gc");
-    assert!(eventually(5, || async { app.blob_files().len() == 1 }).await);
+    assert!(eventually(5, || async { app.blob_files().await.len() == 1 }).await);
 }
 
 crate::store_matrix!(

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
+    /// The in-process S3 server, when the test runs on the S3 blob store.
+    pub s3: Option<crate::s3::S3Server>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -70,7 +72,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(dir.path());
-    crate::store::configure(&mut cfg).await;
+    let s3 = crate::store::configure(&mut cfg).await;
     tweak(&mut cfg);
     let app = App::build(cfg).await.expect("app builds");
     let hash = test_hash(&app).await;
@@ -95,6 +97,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         client: client_for(dir.path()),
         state,
         dir,
+        s3,
         stop: Some(tx),
     }
 }
@@ -176,13 +179,52 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub fn blob_root(&self) -> PathBuf {
-        self.dir.path().join("blobs")
+    /// Blobs in the store, finished and unfinished, through the store's own listing (any age),
+    /// plus, on S3, the multipart uploads in progress that s3s-fs cannot list.
+    pub async fn blob_files(&self) -> Vec<String> {
+        let far = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+        let mut keys: Vec<String> = self
+            .state
+            .files
+            .blob
+            .list_older_than(far)
+            .await
+            .expect("list blobs")
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect();
+        if let Some(s3) = &self.s3 {
+            keys.extend(s3.uploads_in_progress());
+        }
+        keys
     }
 
-    /// Files under the blob store (finished and temporary).
-    pub fn blob_files(&self) -> Vec<PathBuf> {
-        files_under(&self.blob_root())
+    /// mtfu's own signed `/dl/...` link for a file of `tenant`, valid for an hour.
+    pub fn dl_url(&self, tenant: i64, file_id: &str) -> String {
+        let expires = chrono::Utc::now().timestamp() + 3600;
+        let sig = self
+            .state
+            .auth
+            .url_signature(mtfu::domain::TenantId(tenant), file_id, expires);
+        self.url(&format!(
+            "/dl/{tenant}/{file_id}?expires={expires}&sig={sig}"
+        ))
+    }
+
+    /// Write a blob no file or intent names (an orphan) through the store's API.
+    pub async fn write_orphan(&self, key: &str, data: &[u8]) {
+        let key = mtfu::domain::BlobKey::from_stored(key).expect("key");
+        let mut w = self
+            .state
+            .files
+            .blob
+            .create(&key, data.len() as u64)
+            .await
+            .expect("create");
+        w.write(bytes::Bytes::copy_from_slice(data))
+            .await
+            .expect("write");
+        w.finish().await.expect("finish");
     }
 
     /// Upload intents still recorded (uploads in progress or abandoned).

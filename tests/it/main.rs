@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod gc;
 mod robustness;
+mod s3;
 mod seed;
 mod server;
 mod tokens;

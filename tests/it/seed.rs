@@ -142,7 +142,11 @@ pub async fn an_upload_over_the_limit_gets_the_exact_message_and_leaves_nothing(
         serde_json::json!({"file": ["File size exceeds the maximum allowed size of 10485760 bytes"]})
     );
     assert!(crate::helpers::eventually(5, || async { app.intents().await == 0 }).await);
-    assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
+    assert!(
+        app.blob_files().await.is_empty(),
+        "{:?}",
+        app.blob_files().await
+    );
     let (_, list) = app.get(&t, "/api/list_files").await;
     assert_eq!(list["count"], 0);
     // The connection stays usable for the client's next request.
@@ -192,7 +196,7 @@ pub async fn missing_fields_get_the_seed_messages() {
         assert_eq!(s, 400);
         assert_eq!(body, want);
     }
-    assert!(crate::helpers::eventually(5, || async { app.blob_files().is_empty() }).await);
+    assert!(crate::helpers::eventually(5, || async { app.blob_files().await.is_empty() }).await);
     assert_eq!(app.intents().await, 0);
 }
 
@@ -237,7 +241,7 @@ pub async fn the_same_file_uploaded_twice_is_replaced_not_duplicated() {
         .expect("bytes");
     assert_eq!(&bytes[..], b"second!");
     // The first blob is removed right after the commit.
-    assert!(crate::helpers::eventually(5, || async { app.blob_files().len() == 1 }).await);
+    assert!(crate::helpers::eventually(5, || async { app.blob_files().await.len() == 1 }).await);
 }
 
 pub async fn the_same_name_under_another_resource_is_another_file() {

@@ -1,9 +1,11 @@
-//! The store matrix: every API test runs once per metadata store. A test is a plain
-//! `pub async fn`; `store_matrix!` instantiates it as `sqlite::name` and `postgres::name`, and
-//! `spawn_with` points the server at a fresh store of the kind the running instance names.
+//! The store matrix: every API test runs once per metadata store × blob store. A test is a plain
+//! `pub async fn`; `store_matrix!` instantiates it as `sqlite_local::name`, `postgres_local::name`,
+//! `sqlite_s3::name` and `postgres_s3::name`, and `spawn_with` points the server at fresh stores
+//! of the kinds the running instance names.
 //!
 //! PostgreSQL tests read `MTFU_TEST_POSTGRES_URL`; when it is unset they say they are skipped
-//! and pass (CI always sets it).
+//! and pass (CI always sets it). S3 tests run an in-process `s3s-fs` server on loopback
+//! ([`crate::s3::S3Server`]), one per test.
 
 use mtfu::config::Config;
 
@@ -13,13 +15,25 @@ pub enum MetaStore {
     Postgres,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobStore {
+    Local,
+    S3,
+}
+
 tokio::task_local! {
     pub static META: MetaStore;
+    pub static BLOBS: BlobStore;
 }
 
 /// The metadata store of the running test instance (SQLite outside the matrix).
 pub fn current() -> MetaStore {
     META.try_with(|m| *m).unwrap_or(MetaStore::Sqlite)
+}
+
+/// The blob store of the running test instance (local disk outside the matrix).
+pub fn current_blobs() -> BlobStore {
+    BLOBS.try_with(|b| *b).unwrap_or(BlobStore::Local)
 }
 
 pub fn postgres_url() -> Option<String> {
@@ -28,37 +42,50 @@ pub fn postgres_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Point `cfg` at a fresh, empty store of the current kind.
-pub async fn configure(cfg: &mut Config) {
+/// Point `cfg` at fresh, empty stores of the current kinds. The S3 server, if any, lives as long
+/// as the returned value.
+pub async fn configure(cfg: &mut Config) -> Option<crate::s3::S3Server> {
     match current() {
         MetaStore::Sqlite => {} // The data directory is fresh already.
         MetaStore::Postgres => crate::pg::configure(cfg).await,
+    }
+    match current_blobs() {
+        BlobStore::Local => None,
+        BlobStore::S3 => {
+            let s3 = crate::s3::S3Server::start().await;
+            s3.configure(cfg);
+            Some(s3)
+        }
     }
 }
 
 #[macro_export]
 macro_rules! store_matrix {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        $crate::store_matrix!(@meta sqlite_local, Sqlite, Local; $($name),*);
+        $crate::store_matrix!(@meta sqlite_s3, Sqlite, S3; $($name),*);
+        $crate::store_matrix!(@meta postgres_local, Postgres, Local; $($name),*);
+        $crate::store_matrix!(@meta postgres_s3, Postgres, S3; $($name),*);
+    };
+    (@meta $module:ident, $meta:ident, $blobs:ident; $($name:ident),*) => {
+        mod $module {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    $crate::store::META
-                        .scope($crate::store::MetaStore::Sqlite, super::$name())
-                        .await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if $crate::store::postgres_url().is_none() {
+                    if $crate::store::MetaStore::$meta == $crate::store::MetaStore::Postgres
+                        && $crate::store::postgres_url().is_none()
+                    {
                         eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
                         return;
                     }
                     $crate::store::META
-                        .scope($crate::store::MetaStore::Postgres, super::$name())
+                        .scope(
+                            $crate::store::MetaStore::$meta,
+                            $crate::store::BLOBS.scope(
+                                $crate::store::BlobStore::$blobs,
+                                super::$name(),
+                            ),
+                        )
                         .await
                 }
             )*

@@ -1,0 +1,621 @@
+//! S3 (or S3-compatible) blob store, with `aws-sdk-s3`.
+//!
+//! An object's key is `key_prefix` + the blob key (`t/{tenant}/{hex}`). A write is buffered one
+//! part at a time: a body no larger than one part goes in one `PutObject` when the writer
+//! finishes; a larger one becomes a multipart upload, whose parts are sent as they fill, at most
+//! `parts_in_flight` at once while the next one fills. `CompleteMultipartUpload` is sent only by
+//! [`BlobWriter::finish`], so nothing is visible before the whole body arrived; an error, an
+//! abort or a dropped writer aborts the multipart upload (retried in the background while the
+//! store does not answer).
+//!
+//! Memory: the writer reserves a whole part of the shared [`Budget`] before it fills a part and
+//! releases it when that part's `UploadPart` has finished. It never waits for budget while a
+//! partly filled part holds some, so uploads cannot deadlock each other; the parts it holds while
+//! waiting are in flight to S3 and are released when S3 answers.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use super::{BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream};
+use crate::config::S3BlobConfig;
+use crate::domain::BlobKey;
+use crate::upload::{Budget, BudgetPermit};
+
+/// Attempts of one S3 request (the SDK's standard retry mode: retryable errors only, with
+/// exponential backoff and jitter).
+const MAX_ATTEMPTS: u32 = 3;
+/// A dropped or failed upload's `AbortMultipartUpload` is retried in the background this long.
+const ABORT_RETRY_FOR: Duration = Duration::from_secs(300);
+
+struct Shared {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    part_size: usize,
+    parts_in_flight: usize,
+    budget: Arc<Budget>,
+}
+
+pub struct S3Store {
+    s: Arc<Shared>,
+}
+
+/// An S3 failure as a [`BlobError`]: no answer, a timeout or a 5xx is `Unavailable` (retrying
+/// later may work), a missing key `NotFound`.
+fn classify<E>(op: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e.code().map(str::to_owned);
+    let message = format!("S3 {op}: {}", DisplayErrorContext(&e));
+    match (&e, status, code.as_deref()) {
+        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => {
+            BlobError::Unavailable(message)
+        }
+        (_, _, Some("NoSuchBucket")) => BlobError::Other(message),
+        (_, _, Some("NoSuchKey" | "NotFound" | "NoSuchUpload")) | (_, Some(404), _) => {
+            BlobError::NotFound
+        }
+        (_, Some(s), _) if s >= 500 => BlobError::Unavailable(message),
+        (_, _, Some("SlowDown" | "RequestTimeout")) => BlobError::Unavailable(message),
+        (SdkError::ResponseError(_), _, _) => BlobError::Unavailable(message),
+        _ => BlobError::Other(message),
+    }
+}
+
+/// The server does not implement the operation (s3s-fs has no `ListMultipartUploads`).
+fn not_implemented<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    e.code() == Some("NotImplemented")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 501)
+}
+
+fn sha256_b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data))
+}
+
+impl S3Store {
+    pub async fn open(cfg: &S3BlobConfig, budget: Arc<Budget>) -> BlobResult<S3Store> {
+        // Our own TLS stays on ring: the SDK's HTTPS client is built with rustls + ring.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(cfg.region.clone()))
+            .load()
+            .await;
+        let mut b = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(cfg.force_path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(Duration::from_secs(300))
+                    .build(),
+            );
+        if let Some(u) = &cfg.endpoint_url {
+            b = b.endpoint_url(u);
+        }
+        if let (Some(id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
+            b = b.credentials_provider(Credentials::new(id, secret, None, None, "mtfu-config"));
+        }
+        let part_size = usize::try_from(cfg.part_size)
+            .map_err(|_| BlobError::Other("blobs.s3.part_size too large".into()))?;
+        Ok(S3Store {
+            s: Arc::new(Shared {
+                client: Client::from_conf(b.build()),
+                bucket: cfg.bucket.clone(),
+                prefix: cfg.key_prefix.clone(),
+                part_size,
+                parts_in_flight: cfg.parts_in_flight.max(1),
+                budget,
+            }),
+        })
+    }
+
+    /// The SDK client and bucket, for tests and tools.
+    pub fn client(&self) -> (&Client, &str) {
+        (&self.s.client, &self.s.bucket)
+    }
+}
+
+impl Shared {
+    fn object_key(&self, key: &BlobKey) -> String {
+        format!("{}{}", self.prefix, key.as_str())
+    }
+
+    fn blob_key(&self, object_key: &str) -> Option<BlobKey> {
+        BlobKey::from_stored(object_key.strip_prefix(&self.prefix)?)
+    }
+
+    async fn abort_once(&self, key: &str, upload_id: &str) -> BlobResult<()> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("AbortMultipartUpload", e) {
+                BlobError::NotFound => Ok(()), // already gone
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Abort a multipart upload, retrying with backoff while the store does not answer.
+    async fn abort_with_retries(self: Arc<Self>, key: String, upload_id: String) {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match self.abort_once(&key, &upload_id).await {
+                Ok(()) => return,
+                Err(e) if started.elapsed() > ABORT_RETRY_FOR => {
+                    tracing::warn!(key, error = %e, "gave up aborting a multipart upload; gc or a bucket lifecycle rule must remove it");
+                    return;
+                }
+                Err(e) => tracing::debug!(key, error = %e, "abort multipart upload; retrying"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// In-progress multipart uploads under `prefix`: (key, upload id, initiated). Empty if the
+    /// server does not implement the listing.
+    async fn multipart_uploads(
+        &self,
+        prefix: &str,
+    ) -> BlobResult<Vec<(String, String, Option<SystemTime>)>> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let r = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await;
+            let page = match r {
+                Ok(p) => p,
+                Err(e) if not_implemented(&e) => {
+                    tracing::debug!("the S3 server does not list multipart uploads");
+                    return Ok(out);
+                }
+                Err(e) => return Err(classify("ListMultipartUploads", e)),
+            };
+            for u in page.uploads() {
+                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
+                    let at = u.initiated().and_then(|t| SystemTime::try_from(*t).ok());
+                    out.push((k.to_owned(), id.to_owned(), at));
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// The part being filled, with the budget reserved for all of it: a whole part, or less when
+/// the blob's bound says fewer bytes can come.
+struct Filling {
+    buf: BytesMut,
+    cap: usize,
+    permit: BudgetPermit,
+}
+
+struct S3Writer {
+    s: Arc<Shared>,
+    key: String,
+    /// Bytes the blob may still receive (its bound minus what was written).
+    room: u64,
+    filling: Option<Filling>,
+    upload_id: Option<String>,
+    next_part: i32,
+    uploading: JoinSet<BlobResult<CompletedPart>>,
+    done: Vec<CompletedPart>,
+    /// Finished or aborted: nothing for Drop to do.
+    closed: bool,
+}
+
+impl S3Writer {
+    /// Take the result of one finished part upload.
+    fn collect(
+        &mut self,
+        joined: Option<Result<BlobResult<CompletedPart>, tokio::task::JoinError>>,
+    ) -> BlobResult<()> {
+        match joined {
+            None => Ok(()),
+            Some(Ok(Ok(part))) => {
+                self.done.push(part);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(BlobError::Other(format!("part upload task: {e}"))),
+        }
+    }
+
+    /// Send the filled part (starting the multipart upload if this is the first).
+    async fn send_part(&mut self) -> BlobResult<()> {
+        let Some(Filling { buf, permit, .. }) = self.filling.take() else {
+            return Ok(());
+        };
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let out = self
+                    .s
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.s.bucket)
+                    .key(&self.key)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .send()
+                    .await
+                    .map_err(|e| classify("CreateMultipartUpload", e))?;
+                let id = out
+                    .upload_id()
+                    .ok_or_else(|| BlobError::Other("S3 returned no upload id".into()))?
+                    .to_owned();
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        while self.uploading.len() >= self.s.parts_in_flight {
+            let joined = self.uploading.join_next().await;
+            self.collect(joined)?;
+        }
+        let number = self.next_part;
+        self.next_part += 1;
+        let (s, key) = (self.s.clone(), self.key.clone());
+        let data = buf.freeze();
+        self.uploading.spawn(async move {
+            let checksum = sha256_b64(&data);
+            let out = s
+                .client
+                .upload_part()
+                .bucket(&s.bucket)
+                .key(&key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(data.len() as i64)
+                .checksum_sha256(&checksum)
+                .body(S3Body::from(data))
+                .send()
+                .await
+                .map_err(|e| classify("UploadPart", e))?;
+            // The part is in S3: its budget is free again.
+            drop(permit);
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .checksum_sha256(checksum)
+                .build())
+        });
+        Ok(())
+    }
+
+    async fn finish_inner(&mut self) -> BlobResult<()> {
+        if self.upload_id.is_none() {
+            // The whole body fits in one part: one PutObject.
+            let (data, permit) = match self.filling.take() {
+                Some(f) => (f.buf.freeze(), Some(f.permit)),
+                None => (Bytes::new(), None),
+            };
+            self.s
+                .client
+                .put_object()
+                .bucket(&self.s.bucket)
+                .key(&self.key)
+                .content_length(data.len() as i64)
+                .checksum_sha256(sha256_b64(&data))
+                .body(S3Body::from(data))
+                .send()
+                .await
+                .map_err(|e| classify("PutObject", e))?;
+            drop(permit);
+            return Ok(());
+        }
+        if self.filling.as_ref().is_some_and(|f| !f.buf.is_empty()) {
+            self.send_part().await?;
+        }
+        while !self.uploading.is_empty() {
+            let joined = self.uploading.join_next().await;
+            self.collect(joined)?;
+        }
+        let mut parts = std::mem::take(&mut self.done);
+        parts.sort_by_key(|p| p.part_number());
+        let upload_id = self.upload_id.clone().unwrap_or_default();
+        self.s
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.s.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Abort: cancel the parts in flight, then abort the multipart upload in a task of its own,
+    /// so that cancelling this future (a client gone) cannot stop it; while the store does not
+    /// answer it keeps retrying in the background.
+    async fn abort_inner(&mut self) {
+        self.filling = None;
+        // If this is cancelled, Drop (not yet `closed`) takes over.
+        self.uploading.shutdown().await;
+        self.closed = true;
+        if let Some(id) = self.upload_id.take() {
+            let task = tokio::spawn(self.s.clone().abort_with_retries(self.key.clone(), id));
+            // Usually done at once; a slow store must not hold the client's answer long.
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    key = self.key,
+                    "multipart upload not aborted yet; retrying in the background"
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BlobWriter for S3Writer {
+    async fn write(&mut self, mut chunk: Bytes) -> BlobResult<()> {
+        if self.closed {
+            return Err(BlobError::Other("write after finish".into()));
+        }
+        // A part that failed already fails the upload now, not at the end.
+        while let Some(joined) = self.uploading.try_join_next() {
+            self.collect(Some(joined))?;
+        }
+        if chunk.len() as u64 > self.room {
+            return Err(BlobError::Other("more bytes than the blob's bound".into()));
+        }
+        self.room -= chunk.len() as u64;
+        while !chunk.is_empty() {
+            match &mut self.filling {
+                Some(f) if f.buf.len() < f.cap => {
+                    let take = (f.cap - f.buf.len()).min(chunk.len());
+                    f.buf.extend_from_slice(&chunk.split_to(take));
+                }
+                // Full, and more is coming: send it.
+                Some(_) => self.send_part().await?,
+                None => {
+                    // Reserve the part before keeping any of it: a whole part, or what can still
+                    // come if that is less (a small file does not take a part's budget). Nothing
+                    // partly filled is held while waiting; parts in flight are released by S3's
+                    // answers.
+                    let left = usize::try_from(self.room).unwrap_or(usize::MAX);
+                    let cap = self.s.part_size.min(chunk.len().saturating_add(left));
+                    let permit = self.s.budget.acquire(cap).await;
+                    self.filling = Some(Filling {
+                        buf: BytesMut::with_capacity(cap),
+                        cap,
+                        permit,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> BlobResult<()> {
+        if self.closed {
+            return Err(BlobError::Other("finished twice".into()));
+        }
+        match self.finish_inner().await {
+            Ok(()) => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.abort_inner().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> BlobResult<()> {
+        self.abort_inner().await;
+        Ok(())
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        // Dropped mid-write (the request future was cancelled): part uploads in flight are
+        // cancelled with the JoinSet, and the multipart upload is aborted in the background.
+        if self.closed {
+            return;
+        }
+        self.uploading.abort_all();
+        if let Some(id) = self.upload_id.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(self.s.clone().abort_with_retries(self.key.clone(), id));
+        }
+    }
+}
+
+#[async_trait]
+impl BlobBackend for S3Store {
+    async fn create(&self, key: &BlobKey, max_size: u64) -> BlobResult<Box<dyn BlobWriter>> {
+        Ok(Box::new(S3Writer {
+            s: self.s.clone(),
+            key: self.s.object_key(key),
+            room: max_size,
+            filling: None,
+            upload_id: None,
+            next_part: 1,
+            uploading: JoinSet::new(),
+            done: Vec::new(),
+            closed: false,
+        }))
+    }
+
+    async fn read(&self, key: &BlobKey, range: Option<Range<u64>>) -> BlobResult<ByteStream> {
+        let mut req = self
+            .s
+            .client
+            .get_object()
+            .bucket(&self.s.bucket)
+            .key(self.s.object_key(key));
+        if let Some(r) = &range {
+            if r.end <= r.start {
+                return Ok(Box::pin(futures_util::stream::empty()));
+            }
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = req.send().await.map_err(|e| classify("GetObject", e))?;
+        let stream = futures_util::stream::try_unfold(out.body, |mut body| async move {
+            let next = body.try_next().await.map_err(std::io::Error::other)?;
+            Ok(next.map(|chunk| (chunk, body)))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        let object = self.s.object_key(key);
+        match self
+            .s
+            .client
+            .delete_object()
+            .bucket(&self.s.bucket)
+            .key(&object)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => match classify("DeleteObject", e) {
+                BlobError::NotFound => {}
+                other => return Err(other),
+            },
+        }
+        // An unfinished write of the key (a crashed upload) is a multipart upload.
+        for (k, id, _) in self.s.multipart_uploads(&object).await? {
+            if k == object {
+                self.s.abort_once(&k, &id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>> {
+        let prefix = format!("{}t/", self.s.prefix);
+        let mut keys = Vec::new();
+        let mut token = None::<String>;
+        loop {
+            let page = self
+                .s
+                .client
+                .list_objects_v2()
+                .bucket(&self.s.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListObjectsV2", e))?;
+            for o in page.contents() {
+                let old = o
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .is_some_and(|t| t < before);
+                if old && let Some(k) = o.key().and_then(|k| self.s.blob_key(k)) {
+                    keys.push(k);
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if page.is_truncated() != Some(true) || token.is_none() {
+                break;
+            }
+        }
+        for (k, _, at) in self.s.multipart_uploads(&prefix).await? {
+            if at.is_some_and(|t| t < before)
+                && let Some(k) = self.s.blob_key(&k)
+                && !keys.contains(&k)
+            {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn ping(&self) -> BlobResult<()> {
+        self.s
+            .client
+            .head_bucket()
+            .bucket(&self.s.bucket)
+            .send()
+            .await
+            .map_err(|e| match classify("HeadBucket", e) {
+                BlobError::NotFound => {
+                    BlobError::Unavailable(format!("S3 bucket {} not found", self.s.bucket))
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn presign_get(
+        &self,
+        key: &BlobKey,
+        expires_in: Duration,
+        file_name: &str,
+        content_type: &str,
+    ) -> BlobResult<Option<String>> {
+        let cfg = PresigningConfig::expires_in(expires_in)
+            .map_err(|e| BlobError::Other(format!("presign: {e}")))?;
+        let req = self
+            .s
+            .client
+            .get_object()
+            .bucket(&self.s.bucket)
+            .key(self.s.object_key(key))
+            .response_content_disposition(crate::http::files::content_disposition(file_name))
+            .response_content_type(content_type)
+            .presigned(cfg)
+            .await
+            .map_err(|e| classify("presign GetObject", e))?;
+        Ok(Some(req.uri().to_owned()))
+    }
+}
