@@ -64,7 +64,10 @@ enum TenantCommand {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MTFU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // rustls warns once per connection whose client sends an IP address as SNI (wrk, some
+    // libraries): harmless, and thousands of lines under load.
+    let filter =
+        EnvFilter::try_from_env("MTFU_LOG").unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
