@@ -42,6 +42,56 @@ pub struct ListFilter {
     pub tenant_username: Option<String>,
 }
 
+/// Where a keyset listing stopped: the sort key `(name, tenant username, id)` of the last file
+/// of a page. Clients see it only as the opaque string of [`encode`](ListCursor::encode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub name: String,
+    pub tenant_username: String,
+    pub id: String,
+}
+
+/// Longest encoded cursor accepted: far above any real one (names and ids are bounded), so a
+/// client cannot make the server decode megabytes.
+const MAX_CURSOR_LEN: usize = 4096;
+
+impl ListCursor {
+    /// The cursor just after `file`.
+    pub fn of(file: &FileRecord) -> ListCursor {
+        ListCursor {
+            name: file.name.clone(),
+            tenant_username: file.tenant_username.clone(),
+            id: file.id.clone(),
+        }
+    }
+
+    /// URL-safe base64 (no padding) of the JSON array `[name, tenant_username, id]`.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::json!([self.name, self.tenant_username, self.id]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    /// The cursor `s` encodes; `None` for anything [`encode`](ListCursor::encode) cannot have
+    /// produced.
+    pub fn decode(s: &str) -> Option<ListCursor> {
+        use base64::Engine;
+        if s.len() > MAX_CURSOR_LEN {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        let (name, tenant_username, id) =
+            serde_json::from_slice::<(String, String, String)>(&bytes).ok()?;
+        Some(ListCursor {
+            name,
+            tenant_username,
+            id,
+        })
+    }
+}
+
 /// What `gc` found and removed from the metadata store in one sweep of file rows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reaped {
@@ -93,6 +143,17 @@ pub trait MetaBackend: Send + Sync {
         filter: &ListFilter,
         now: Micros,
         offset: u64,
+        limit: u64,
+    ) -> MetaResult<Vec<FileRecord>>;
+    /// The next `limit` files `viewer` sees through `filter`, strictly after `after` (from the
+    /// first when `None`), in the order of [`list_files`](MetaBackend::list_files): keyset
+    /// pagination, whose cost does not grow with the depth of the page.
+    async fn list_files_after(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        after: Option<&ListCursor>,
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>>;
     /// A live file owned by `owner` (signed download links carry the owner, verified by HMAC).
@@ -167,5 +228,192 @@ impl Deref for Meta {
     type Target = dyn MetaBackend;
     fn deref(&self) -> &Self::Target {
         &*self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListCursor;
+
+    #[test]
+    fn cursor_round_trips_through_its_encoding() {
+        let c = ListCursor {
+            name: "r\u{e9}sum\u{e9} \"final\"/v2+.pdf".into(),
+            tenant_username: "john1".into(),
+            id: "0190a6b1c2d37e8f9a0b1c2d3e4f5a6b".into(),
+        };
+        let s = c.encode();
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{s}"
+        );
+        assert_eq!(ListCursor::decode(&s), Some(c));
+    }
+
+    #[test]
+    fn garbage_cursors_decode_to_none() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for bad in [
+            String::new(),
+            "not a cursor!".into(),
+            "%%%".into(),
+            b64("hello"),
+            b64("[\"a\",\"b\"]"),
+            b64("[\"a\",\"b\",\"c\",\"d\"]"),
+            b64("[1,2,3]"),
+            b64("{\"name\":\"a\"}"),
+            "A".repeat(10_000),
+        ] {
+            assert_eq!(ListCursor::decode(&bad), None, "{bad:?}");
+        }
+    }
+}
+
+/// Checks shared by the stores' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{ListCursor, ListFilter, MetaBackend};
+    use crate::domain::{
+        BlobKey, FileName, FileRecord, NewFile, Resource, ResourceId, Tenant, TenantName,
+        now_micros,
+    };
+
+    async fn tenant(db: &dyn MetaBackend, name: &str) -> Tenant {
+        let name = TenantName::parse(name).expect("tenant name");
+        let id = db.create_tenant(&name, "x").await.expect("create tenant");
+        Tenant { id, name }
+    }
+
+    async fn commit(
+        db: &dyn MetaBackend,
+        owner: &Tenant,
+        resource_id: &str,
+        name: &str,
+        public: bool,
+    ) {
+        let file = NewFile {
+            resource: Resource::parse("doc").expect("resource"),
+            resource_id: ResourceId::parse(resource_id).expect("resource id"),
+            name: FileName::parse(name).expect("file name"),
+            blob_key: BlobKey::generate(owner.id),
+            size: 1,
+            content_type: "text/plain".into(),
+            sha256: "0".repeat(64),
+            is_public: public,
+            expire_at: None,
+        };
+        db.commit_file(owner, file, now_micros())
+            .await
+            .expect("commit");
+    }
+
+    /// Every page of `limit` through the cursor, until a short page.
+    async fn pages(
+        db: &dyn MetaBackend,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        limit: u64,
+    ) -> Vec<FileRecord> {
+        let mut all = Vec::new();
+        let mut cursor: Option<ListCursor> = None;
+        loop {
+            // Through the opaque form, as a client would send it back.
+            let after = cursor.map(|c| ListCursor::decode(&c.encode()).expect("decode"));
+            let page = db
+                .list_files_after(viewer, filter, now_micros(), after.as_ref(), limit)
+                .await
+                .expect("list_files_after");
+            assert!(page.len() as u64 <= limit);
+            let last = page.last().map(ListCursor::of);
+            let short = (page.len() as u64) < limit;
+            all.extend(page);
+            if short {
+                return all;
+            }
+            cursor = last;
+        }
+    }
+
+    /// 25 files the viewer sees (its own, public or not, and another tenant's public ones, with
+    /// names that tie across owners and resources and sort differently by bytes and by
+    /// locale), among files it does not see: paging through the cursor by 7 gives exactly the
+    /// offset listing, with and without filters.
+    pub(crate) async fn keyset_pages_follow_offset_order(db: &dyn MetaBackend) {
+        let a = tenant(db, "alice").await;
+        let b = tenant(db, "Bob").await;
+        let names = [
+            "b.txt",
+            "B.txt",
+            "a_b",
+            "ab",
+            "a-b",
+            "Zeta",
+            "\u{e9}t\u{e9}",
+            "a b",
+            "10",
+            "9",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            commit(db, &a, "1", name, i % 3 == 0).await;
+            commit(db, &a, "2", name, false).await;
+            commit(db, &b, "1", name, i % 2 == 0).await;
+        }
+        // The viewer's: 10 + 10 own, 5 public of Bob's (tied on name with its own), and Bob's
+        // private ones hidden.
+        let cases = [
+            ListFilter::default(),
+            ListFilter {
+                resource: Some("doc".into()),
+                resource_id: Some("1".into()),
+                tenant_username: None,
+            },
+            ListFilter {
+                tenant_username: Some("Bob".into()),
+                ..ListFilter::default()
+            },
+        ];
+        for filter in &cases {
+            let now = now_micros();
+            let n = db.count_files(&a, filter, now).await.expect("count");
+            let offset = db
+                .list_files(&a, filter, now, 0, 1000)
+                .await
+                .expect("list_files");
+            assert_eq!(offset.len() as u64, n);
+            let keyset = pages(db, &a, filter, 7).await;
+            let ids = |v: &[FileRecord]| v.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&keyset), ids(&offset), "{filter:?}");
+            assert_eq!(keyset, offset);
+            for limit in [1, 5, 23, 1000] {
+                assert_eq!(ids(&pages(db, &a, filter, limit).await), ids(&offset));
+            }
+        }
+        let all = db
+            .list_files_after(&a, &ListFilter::default(), now_micros(), None, 1000)
+            .await
+            .expect("all");
+        assert_eq!(all.len(), 25);
+        let mut sorted = all.clone();
+        sorted.sort_by(|x, y| {
+            (
+                x.name.as_bytes(),
+                x.tenant_username.as_bytes(),
+                x.id.as_bytes(),
+            )
+                .cmp(&(
+                    y.name.as_bytes(),
+                    y.tenant_username.as_bytes(),
+                    y.id.as_bytes(),
+                ))
+        });
+        assert_eq!(all, sorted, "byte order of (name, owner, id)");
+        assert!(
+            db.list_files_after(&a, &ListFilter::default(), now_micros(), None, 0)
+                .await
+                .expect("limit 0")
+                .is_empty()
+        );
     }
 }

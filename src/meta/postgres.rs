@@ -19,18 +19,25 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
-use super::{ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::config::PostgresConfig;
 use crate::domain::{
     BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
 };
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_public_listing_indexes",
+        include_str!("../../migrations/postgres/0002_public_listing_indexes.sql"),
+    ),
+];
 
 /// Key of the advisory lock held while migrating ("mtfu" in ASCII), so that nodes starting at
 /// once against one database migrate one after the other. Advisory locks are per database.
@@ -362,6 +369,47 @@ fn visible_where(viewer: &Tenant, filter: &ListFilter, now: Micros) -> (String, 
     add("f.resource_id", &filter.resource_id);
     add("t.username", &filter.tenant_username);
     (sql, args)
+}
+
+/// The keyset listing's query, for `visible_where`'s `cond` (whose `$2` is the viewer) and its
+/// `n` parameters; then come the cursor's three (if `after`) and the limit.
+///
+/// What the viewer sees is its own files and the public ones: two branches, each read in name order
+/// from the cursor through an index of exactly its rows (`files_tenant_name`, `files_live_key`;
+/// `files_public_name`, `files_public_resource_name`, `files_public_tenant_name`) and cut at the
+/// limit, then merged (`UNION` keeps one copy of the viewer's public files, in both): a page reads
+/// about `limit` index entries per branch however deep it is and whatever other tenants store.
+/// `f.name >= name` is the row comparison's index-usable part (its other columns come from two
+/// tables); files sharing the cursor's name are read again on each page.
+/// The cursor's values compare in the "C" collation of the columns, the order of the indexes and
+/// of `ORDER BY`.
+fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
+    let (keyset, lim) = if after {
+        (
+            format!(
+                " AND f.name >= ${a} COLLATE \"C\" AND (f.name, t.username, f.id) > \
+                 (${a} COLLATE \"C\", ${b} COLLATE \"C\", ${c} COLLATE \"C\")",
+                a = n + 1,
+                b = n + 2,
+                c = n + 3
+            ),
+            n + 4,
+        )
+    } else {
+        (String::new(), n + 1)
+    };
+    let branch = |visible: &str| {
+        format!(
+            "(SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+              WHERE {cond} AND {visible}{keyset}
+              ORDER BY f.name, t.username, f.id LIMIT ${lim})"
+        )
+    };
+    format!(
+        "{} UNION {} ORDER BY name, username, id LIMIT ${lim}",
+        branch("f.tenant_id = $2"),
+        branch("f.is_public"),
+    )
 }
 
 fn params(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -751,6 +799,35 @@ impl MetaBackend for Postgres {
         .await
     }
 
+    async fn list_files_after(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        after: Option<&ListCursor>,
+        limit: u64,
+    ) -> MetaResult<Vec<FileRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (cond, mut args) = visible_where(viewer, filter, now);
+        let sql = keyset_sql(&cond, args.len(), after.is_some());
+        if let Some(c) = after {
+            args.push(Box::new(c.name.clone()));
+            args.push(Box::new(c.tenant_username.clone()));
+            args.push(Box::new(c.id.clone()));
+        }
+        args.push(Box::new(as_i64(limit)));
+        self.with(move |c| {
+            Box::pin(async move {
+                let st = c.prepare_cached(&sql).await?;
+                let rows = c.query(&st, &params(&args)).await?;
+                rows.iter().map(file_from_row).collect()
+            })
+        })
+        .await
+    }
+
     async fn owned_file(
         &self,
         owner: TenantId,
@@ -979,5 +1056,79 @@ mod tests {
             "{sql}"
         );
         assert_eq!(args.len(), 4);
+    }
+
+    /// `url` with its database replaced by `dbname`, for both URL and `key=value` forms.
+    fn with_dbname(url: &str, dbname: &str) -> String {
+        let Some((scheme, rest)) = url
+            .split_once("://")
+            .filter(|(s, _)| *s == "postgres" || *s == "postgresql")
+        else {
+            return format!("{url} dbname={dbname}");
+        };
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let authority = before_query
+            .split_once('/')
+            .map_or(before_query, |(a, _)| a);
+        match query {
+            Some(q) => format!("{scheme}://{authority}/{dbname}?{q}"),
+            None => format!("{scheme}://{authority}/{dbname}"),
+        }
+    }
+
+    /// A migrated store on a fresh database of `MTFU_TEST_POSTGRES_URL` (named like the
+    /// integration tests' ones, so their sweep drops it if this test dies), the admin client and
+    /// the database's name; `None` (the test is skipped) when the variable is unset.
+    async fn fresh_store() -> Option<(Postgres, tokio_postgres::Client, String)> {
+        let Some(admin_url) = std::env::var("MTFU_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let (admin, conn) = tokio_postgres::connect(&admin_url, NoTls)
+            .await
+            .expect("connect to MTFU_TEST_POSTGRES_URL");
+        tokio::spawn(conn);
+        let name = format!("mtfu_test_{}", uuid::Uuid::now_v7().simple());
+        // A default collation that sorts unlike bytes ("B" < "a" in C, not in English), where
+        // the server has ICU, so that a comparison or sort missing the columns' "C" collation
+        // shows.
+        let icu = admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' \
+                 LOCALE 'C.UTF-8'"
+            ))
+            .await;
+        if icu.is_err() {
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+        }
+        let cfg = PostgresConfig {
+            url: Some(with_dbname(&admin_url, &name)),
+            ..PostgresConfig::default()
+        };
+        let db = Postgres::open(&cfg).expect("open");
+        db.migrate().await.expect("migrate");
+        Some((db, admin, name))
+    }
+
+    #[tokio::test]
+    async fn keyset_pages_follow_offset_order() {
+        let Some((db, admin, name)) = fresh_store().await else {
+            return;
+        };
+        crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
+        drop(db);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop test database");
     }
 }

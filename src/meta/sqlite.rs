@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::Semaphore;
 
-use super::{ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::domain::{
     BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
 };
@@ -24,11 +24,18 @@ const POOL_SIZE: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_public_listing_indexes",
+        include_str!("../../migrations/sqlite/0002_public_listing_indexes.sql"),
+    ),
+];
 
 pub struct Sqlite {
     path: PathBuf,
@@ -176,6 +183,44 @@ fn visible_where(
     add("f.resource_id", &filter.resource_id);
     add("t.username", &filter.tenant_username);
     (sql, args)
+}
+
+/// The keyset listing's query, for `visible_where`'s `cond` (whose `?2` is the viewer) and its
+/// `n` parameters; then come the cursor's three (if `after`) and the limit.
+///
+/// What the viewer sees is its own files and the public ones: two branches, each read in name order
+/// from the cursor through an index of exactly its rows (`files_tenant_name`, `files_live_key`;
+/// `files_public_name`, `files_public_resource_name`, `files_public_tenant_name`) and cut at the
+/// limit, then merged (`UNION` keeps one copy of the viewer's public files, in both): a page reads
+/// about `limit` index entries per branch however deep it is and whatever other tenants store.
+/// `f.name >= name` is the row comparison's index-usable part (its other columns come from two
+/// tables); files sharing the cursor's name are read again on each page.
+fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
+    let (keyset, lim) = if after {
+        (
+            format!(
+                " AND f.name >= ?{a} AND (f.name, t.username, f.id) > (?{a}, ?{b}, ?{c})",
+                a = n + 1,
+                b = n + 2,
+                c = n + 3
+            ),
+            n + 4,
+        )
+    } else {
+        (String::new(), n + 1)
+    };
+    let branch = |visible: &str| {
+        format!(
+            "SELECT * FROM (SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+             WHERE {cond} AND {visible}{keyset}
+             ORDER BY f.name, t.username, f.id LIMIT ?{lim})"
+        )
+    };
+    format!(
+        "{} UNION {} ORDER BY name, username, id LIMIT ?{lim}",
+        branch("f.tenant_id = ?2"),
+        branch("f.is_public = 1"),
+    )
 }
 
 #[async_trait]
@@ -442,6 +487,34 @@ impl MetaBackend for Sqlite {
         .await
     }
 
+    async fn list_files_after(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        after: Option<&ListCursor>,
+        limit: u64,
+    ) -> MetaResult<Vec<FileRecord>> {
+        use rusqlite::types::Value;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (cond, mut args) = visible_where(viewer, filter, now);
+        let sql = keyset_sql(&cond, args.len(), after.is_some());
+        if let Some(c) = after {
+            args.push(Value::Text(c.name.clone()));
+            args.push(Value::Text(c.tenant_username.clone()));
+            args.push(Value::Text(c.id.clone()));
+        }
+        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn owned_file(
         &self,
         owner: TenantId,
@@ -612,5 +685,16 @@ mod tests {
             .expect("open");
         assert_eq!(db.migrate().await.expect("first"), MIGRATIONS.len());
         assert_eq!(db.migrate().await.expect("second"), 0);
+    }
+
+    #[tokio::test]
+    async fn keyset_pages_follow_offset_order() {
+        use crate::meta::MetaBackend;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = super::Sqlite::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        db.migrate().await.expect("migrate");
+        crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
     }
 }
