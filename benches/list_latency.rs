@@ -171,27 +171,6 @@ async fn load_postgres(url: &str, tid: i64, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// `url` with its database replaced by `dbname` (URL or `key=value` form).
-fn with_dbname(url: &str, dbname: &str) -> String {
-    let Some((scheme, rest)) = url
-        .split_once("://")
-        .filter(|(s, _)| *s == "postgres" || *s == "postgresql")
-    else {
-        return format!("{url} dbname={dbname}");
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query
-        .split_once('/')
-        .map_or(before_query, |(a, _)| a);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{dbname}?{q}"),
-        None => format!("{scheme}://{authority}/{dbname}"),
-    }
-}
-
 /// Open and migrate the store `cfg` names, create the tenant and load `n` files.
 async fn prepare(store: Store, cfg: &Config, n: u64) -> Result<(Meta, Tenant)> {
     let meta = Meta::open(cfg).await?;
@@ -335,7 +314,7 @@ async fn bench_postgres(admin_url: &str, n: u64, rows: &mut Vec<Row>) -> Result<
         .await?;
     let mut cfg = Config::default();
     cfg.metadata.backend = MetadataBackend::Postgres;
-    cfg.metadata.postgres.url = Some(with_dbname(admin_url, &db));
+    cfg.metadata.postgres.url = Some(mtfu::meta::postgres::with_dbname(admin_url, &db));
     cfg.metadata.postgres.pool_size = 4;
     // Deep offsets of large tenants are slow; measure them rather than time them out.
     cfg.metadata.postgres.statement_timeout_secs = 600;

@@ -1008,6 +1008,28 @@ impl MetaBackend for Postgres {
     }
 }
 
+/// `url` with its database replaced by `dbname`, for both URL and `key=value` forms (tests and
+/// benchmarks create a database per run).
+pub fn with_dbname(url: &str, dbname: &str) -> String {
+    let Some((scheme, rest)) = url
+        .split_once("://")
+        .filter(|(s, _)| *s == "postgres" || *s == "postgresql")
+    else {
+        return format!("{url} dbname={dbname}");
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{dbname}?{q}"),
+        None => format!("{scheme}://{authority}/{dbname}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1056,27 +1078,6 @@ mod tests {
             "{sql}"
         );
         assert_eq!(args.len(), 4);
-    }
-
-    /// `url` with its database replaced by `dbname`, for both URL and `key=value` forms.
-    fn with_dbname(url: &str, dbname: &str) -> String {
-        let Some((scheme, rest)) = url
-            .split_once("://")
-            .filter(|(s, _)| *s == "postgres" || *s == "postgresql")
-        else {
-            return format!("{url} dbname={dbname}");
-        };
-        let (before_query, query) = match rest.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (rest, None),
-        };
-        let authority = before_query
-            .split_once('/')
-            .map_or(before_query, |(a, _)| a);
-        match query {
-            Some(q) => format!("{scheme}://{authority}/{dbname}?{q}"),
-            None => format!("{scheme}://{authority}/{dbname}"),
-        }
     }
 
     /// A migrated store on a fresh database of `MTFU_TEST_POSTGRES_URL` (named like the

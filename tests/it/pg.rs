@@ -40,7 +40,7 @@ pub async fn configure(cfg: &mut Config) {
     let _ = conn.await;
 
     cfg.metadata.backend = MetadataBackend::Postgres;
-    cfg.metadata.postgres.url = Some(with_dbname(&admin_url, &name));
+    cfg.metadata.postgres.url = Some(mtfu::meta::postgres::with_dbname(&admin_url, &name));
 }
 
 /// Drop test databases left by earlier runs (best effort).
@@ -76,30 +76,6 @@ async fn drop_stale(client: &tokio_postgres::Client) {
                 .await;
         }
     }
-}
-
-/// `url` with its database replaced by `dbname`, for both URL and `key=value` forms.
-fn with_dbname(url: &str, dbname: &str) -> String {
-    let Some((scheme, rest)) = url
-        .split_once("://")
-        .filter(|(s, _)| *s == "postgres" || *s == "postgresql")
-    else {
-        // key=value form: a later key wins.
-        return format!("{url} dbname={dbname}");
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query
-        .split_once('/')
-        .map_or(before_query, |(a, _)| a);
-    let mut out = format!("{scheme}://{authority}/{dbname}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 // The PostgreSQL store's own guarantees, beyond the API suite: concurrency, and a database that
