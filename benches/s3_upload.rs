@@ -382,7 +382,10 @@ impl Mtfu {
             .await?;
         let status = r.status();
         if !status.is_success() {
-            bail!("upload {i}: {status} {}", r.text().await.unwrap_or_default());
+            bail!(
+                "upload {i}: {status} {}",
+                r.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }
@@ -395,11 +398,7 @@ fn proc_mib(pid: u32, field: &str) -> Result<f64> {
         .lines()
         .find(|l| l.starts_with(field))
         .with_context(|| format!("{field} in /proc/{pid}/status"))?;
-    let kb: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("value")?
-        .parse()?;
+    let kb: f64 = line.split_whitespace().nth(1).context("value")?.parse()?;
     Ok(kb / 1024.0)
 }
 
@@ -409,9 +408,8 @@ fn verdict(ok: bool) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let bin = PathBuf::from(
-        std::env::var("MTFU_BIN").unwrap_or_else(|_| "target/release/mtfu".into()),
-    );
+    let bin =
+        PathBuf::from(std::env::var("MTFU_BIN").unwrap_or_else(|_| "target/release/mtfu".into()));
     if !bin.exists() {
         bail!(
             "{} not found: run `cargo build --release` first (or set MTFU_BIN)",
