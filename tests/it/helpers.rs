@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use mtfu::app::App;
 use mtfu::config::Config;
 use mtfu::domain::TenantName;
@@ -282,4 +285,27 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     cond().await
+}
+
+/// A multipart form whose file part is `chunks` chunks of `chunk` bytes (chunk `i` filled with
+/// `i % 251`), with `pause` between them; chunk `fail_at` (if any) is an error, which makes the
+/// client drop the connection.
+pub fn streamed_form(chunks: usize, chunk: usize, pause: Duration, fail_at: Option<usize>) -> Form {
+    let s = futures_util::stream::iter(0..chunks).then(move |i| async move {
+        if i > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        if Some(i) == fail_at {
+            return Err(std::io::Error::other("client gave up"));
+        }
+        Ok(Bytes::from(vec![(i % 251) as u8; chunk]))
+    });
+    Form::new()
+        .text("resource", "product")
+        .text("resource_id", "1")
+        .part(
+            "file",
+            Part::stream_with_length(reqwest::Body::wrap_stream(s), (chunks * chunk) as u64)
+                .file_name("big.bin"),
+        )
 }

@@ -3,40 +3,16 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
 use crate::cli::ChildServer;
 use crate::helpers::{eventually, spawn_with};
 
-/// A multipart form whose file part is `chunks` chunks of `chunk` bytes, with `pause` between
-/// them; chunk `fail_at` (if any) is an error, which makes the client drop the connection.
-fn streamed_form(chunks: usize, chunk: usize, pause: Duration, fail_at: Option<usize>) -> Form {
-    let s = futures_util::stream::iter(0..chunks).then(move |i| async move {
-        if i > 0 {
-            tokio::time::sleep(pause).await;
-        }
-        if Some(i) == fail_at {
-            return Err(std::io::Error::other("client gave up"));
-        }
-        Ok(Bytes::from(vec![(i % 251) as u8; chunk]))
-    });
-    Form::new()
-        .text("resource", "product")
-        .text("resource_id", "1")
-        .part(
-            "file",
-            Part::stream_with_length(reqwest::Body::wrap_stream(s), (chunks * chunk) as u64)
-                .file_name("big.bin"),
-        )
-}
-
 pub async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
     let app = spawn_with(|c| c.limits.max_file_size = 1 << 30).await;
     let t = app.token("john1").await;
-    let form = streamed_form(64, 256 * 1024, Duration::from_millis(20), Some(20));
+    let form = crate::helpers::streamed_form(64, 256 * 1024, Duration::from_millis(20), Some(20));
     let r = app
         .client
         .post(app.url("/api/upload"))
@@ -64,7 +40,7 @@ pub async fn a_silent_client_is_cut_off_and_leaves_nothing() {
     })
     .await;
     let t = app.token("john1").await;
-    let form = streamed_form(4, 64 * 1024, Duration::from_secs(4), None);
+    let form = crate::helpers::streamed_form(4, 64 * 1024, Duration::from_secs(4), None);
     let r = app
         .client
         .post(app.url("/api/upload"))
@@ -104,7 +80,10 @@ pub async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
     }
     let want = hex::encode(want.finalize());
     let (s, body) = app
-        .upload_form(&t, streamed_form(chunks, chunk, Duration::ZERO, None))
+        .upload_form(
+            &t,
+            crate::helpers::streamed_form(chunks, chunk, Duration::ZERO, None),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["file"]["size"], 1u64 << 30);
@@ -133,7 +112,7 @@ async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers(
     crate::cli::mtfu(dir.path(), &["init-data"], None);
     let server = ChildServer::start(dir.path());
     let t = server.token("john1").await;
-    let form = streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
+    let form = crate::helpers::streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
     let req = server
         .client
         .post(server.url("/api/upload"))

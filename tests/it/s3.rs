@@ -149,29 +149,6 @@ async fn serve(root: PathBuf, listener: tokio::net::TcpListener) {
     }
 }
 
-/// A multipart form whose file part is `chunks` chunks of `chunk` bytes (chunk `i` filled with
-/// `i % 251`), with `pause` between them; chunk `fail_at` (if any) is an error, which makes the
-/// client drop the connection.
-fn streamed_form(chunks: usize, chunk: usize, pause: Duration, fail_at: Option<usize>) -> Form {
-    let s = futures_util::stream::iter(0..chunks).then(move |i| async move {
-        if i > 0 && !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        if Some(i) == fail_at {
-            return Err(std::io::Error::other("client gave up"));
-        }
-        Ok(Bytes::from(vec![(i % 251) as u8; chunk]))
-    });
-    Form::new()
-        .text("resource", "product")
-        .text("resource_id", "1")
-        .part(
-            "file",
-            Part::stream_with_length(reqwest::Body::wrap_stream(s), (chunks * chunk) as u64)
-                .file_name("big.bin"),
-        )
-}
-
 fn expected_sha(chunks: usize, chunk: usize) -> String {
     let mut want = Sha256::new();
     for i in 0..chunks {
@@ -200,7 +177,10 @@ async fn a_one_gib_upload_arrives_byte_exact_as_a_multipart_object() {
     let (chunks, chunk) = (4096, 256 * 1024); // 1 GiB
     let want = expected_sha(chunks, chunk);
     let (s, body) = app
-        .upload_form(&t, streamed_form(chunks, chunk, Duration::ZERO, None))
+        .upload_form(
+            &t,
+            crate::helpers::streamed_form(chunks, chunk, Duration::ZERO, None),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["file"]["sha256"], want);
@@ -343,7 +323,7 @@ async fn concurrent_uploads_never_buffer_more_than_the_budget() {
 async fn s3_stopping_mid_upload_is_a_clear_error_and_the_multipart_upload_is_aborted() {
     let mut app = spawn_s3(|c| c.limits.max_file_size = 1 << 30).await;
     let t = app.token("john1").await;
-    let form = streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
+    let form = crate::helpers::streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
     let req = app
         .client
         .post(app.url("/api/upload"))
@@ -390,7 +370,7 @@ async fn a_client_disconnecting_mid_multipart_upload_leaves_nothing() {
     let app = spawn_s3(|c| c.limits.max_file_size = 1 << 30).await;
     let t = app.token("john1").await;
     // 48 × 256 KiB = 12 MiB sent, then the client drops: two parts were begun.
-    let form = streamed_form(100, 256 * 1024, Duration::from_millis(10), Some(48));
+    let form = crate::helpers::streamed_form(100, 256 * 1024, Duration::from_millis(10), Some(48));
     let r = app
         .client
         .post(app.url("/api/upload"))
