@@ -47,6 +47,11 @@ struct Shared {
     part_size: usize,
     parts_in_flight: usize,
     budget: Arc<Budget>,
+    /// Part buffers kept for reuse, at most `budget / part_size` (the most that can be filled or
+    /// in flight at once). Allocating and freeing an 8 MiB buffer per part made glibc raise its
+    /// mmap threshold and keep the freed buffers in arenas: the benchmark measured ~70 MiB of
+    /// resident memory beyond the budget; reused buffers keep RSS at rest + budget.
+    spare_parts: std::sync::Mutex<Vec<BytesMut>>,
 }
 
 pub struct S3Store {
@@ -128,6 +133,7 @@ impl S3Store {
                 part_size,
                 parts_in_flight: cfg.parts_in_flight.max(1),
                 budget,
+                spare_parts: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -139,6 +145,31 @@ impl S3Store {
 }
 
 impl Shared {
+    /// An empty buffer for a part of `cap` bytes: a spare one when `cap` is a whole part.
+    fn part_buffer(&self, cap: usize) -> BytesMut {
+        if cap == self.part_size
+            && let Some(mut buf) = self.spare_parts.lock().ok().and_then(|mut v| v.pop())
+        {
+            buf.clear();
+            return buf;
+        }
+        BytesMut::with_capacity(cap)
+    }
+
+    /// Keep a sent part's buffer for the next part, if nothing else holds it.
+    fn recycle(&self, data: Bytes) {
+        let Ok(buf) = data.try_into_mut() else {
+            return;
+        };
+        let most = (self.budget.capacity() as usize / self.part_size.max(1)).max(1);
+        if buf.capacity() >= self.part_size
+            && let Ok(mut spare) = self.spare_parts.lock()
+            && spare.len() < most
+        {
+            spare.push(buf);
+        }
+    }
+
     fn object_key(&self, key: &BlobKey) -> String {
         format!("{}{}", self.prefix, key.as_str())
     }
@@ -302,6 +333,7 @@ impl S3Writer {
         let data = buf.freeze();
         self.uploading.spawn(async move {
             let checksum = sha256_b64(&data);
+            let sent = data.clone();
             let out = s
                 .client
                 .upload_part()
@@ -311,11 +343,12 @@ impl S3Writer {
                 .part_number(number)
                 .content_length(data.len() as i64)
                 .checksum_sha256(&checksum)
-                .body(S3Body::from(data))
+                .body(S3Body::from(sent))
                 .send()
                 .await
                 .map_err(|e| classify("UploadPart", e))?;
-            // The part is in S3: its budget is free again.
+            // The part is in S3: its buffer can serve again and its budget is free.
+            s.recycle(data);
             drop(permit);
             Ok(CompletedPart::builder()
                 .part_number(number)
@@ -429,7 +462,7 @@ impl BlobWriter for S3Writer {
                     let cap = self.s.part_size.min(chunk.len().saturating_add(left));
                     let permit = self.s.budget.acquire(cap).await;
                     self.filling = Some(Filling {
-                        buf: BytesMut::with_capacity(cap),
+                        buf: self.s.part_buffer(cap),
                         cap,
                         permit,
                     });
