@@ -242,10 +242,30 @@ pub async fn download(
         .open_owned(TenantId(owner), file_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let range = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => None,
+        Some(spec) => match parse_range(spec, file.size) {
+            RangeSpec::Ignore => None,
+            RangeSpec::Bytes(r) => Some(r),
+            RangeSpec::Unsatisfiable => {
+                let mut resp = http::Response::new(super::full(bytes::Bytes::new()));
+                *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", file.size)) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(resp);
+            }
+        },
+    };
+    let length = range.as_ref().map_or(file.size, |r| r.end - r.start);
     let body = if req.method() == Method::HEAD {
         super::full(bytes::Bytes::new())
     } else {
-        let stream = state.files.read(&file, None).await?;
+        let stream = state.files.read(&file, range.clone()).await?;
         let counted = stream.inspect_ok(|b| {
             metrics::counter!("mtfu_download_bytes_total").increment(b.len() as u64);
         });
@@ -256,7 +276,14 @@ pub async fn download(
     let ct = HeaderValue::from_str(&file.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, ct);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(r) = &range {
+        let v = format!("bytes {}-{}/{}", r.start, r.end - 1, file.size);
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&file.name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -271,5 +298,71 @@ pub async fn download(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
     Ok(resp)
+}
+
+/// What a `Range` header asks of a body of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// Absent meaning: not `bytes=`, several ranges, or malformed: serve the whole body (RFC 9110
+    /// lets a server ignore Range).
+    Ignore,
+    /// One satisfiable range, end exclusive.
+    Bytes(std::ops::Range<u64>),
+    /// A well-formed range that starts past the end: 416.
+    Unsatisfiable,
+}
+
+/// Parse a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range.
+pub fn parse_range(spec: &str, size: u64) -> RangeSpec {
+    let Some(r) = spec.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
+    if r.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = r.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    match (
+        a.parse::<u64>().ok(),
+        b.parse::<u64>().ok(),
+        a.is_empty(),
+        b.is_empty(),
+    ) {
+        // bytes=-n: the last n bytes.
+        (None, Some(n), true, false) => match n {
+            0 => RangeSpec::Unsatisfiable,
+            n => RangeSpec::Bytes(size.saturating_sub(n)..size),
+        },
+        (Some(start), None, false, true) if start < size => RangeSpec::Bytes(start..size),
+        (Some(start), Some(end), false, false) if start <= end && start < size => {
+            RangeSpec::Bytes(start..end.saturating_add(1).min(size))
+        }
+        (Some(start), _, false, _) if start >= size => RangeSpec::Unsatisfiable,
+        _ => RangeSpec::Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RangeSpec, parse_range};
+
+    #[test]
+    fn single_byte_ranges_are_parsed_and_others_ignored_or_refused() {
+        assert_eq!(parse_range("bytes=0-0", 10), RangeSpec::Bytes(0..1));
+        assert_eq!(parse_range("bytes=2-", 10), RangeSpec::Bytes(2..10));
+        assert_eq!(parse_range("bytes=-3", 10), RangeSpec::Bytes(7..10));
+        assert_eq!(parse_range("bytes=-30", 10), RangeSpec::Bytes(0..10));
+        assert_eq!(parse_range("bytes=5-99", 10), RangeSpec::Bytes(5..10));
+        assert_eq!(parse_range("bytes=10-", 10), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 10), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,4-5", 10), RangeSpec::Ignore);
+        assert_eq!(parse_range("items=0-1", 10), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=5-2", 10), RangeSpec::Ignore);
+    }
 }

@@ -240,7 +240,35 @@ pub async fn traversal_and_control_character_names_are_refused_and_nothing_is_st
     assert_eq!(s, 400, "{list}");
 }
 
+pub async fn downloads_serve_byte_ranges() {
+    let app = spawn_app().await;
+    let t = app.token("john1").await;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let (s, body) = app.upload(&t, "product", "1", "r.bin", &data).await;
+    assert_eq!(s, 200, "{body}");
+    let url = app.dl_url(1, body["file"]["id"].as_str().expect("id"));
+    let get = |range: &'static str| app.client.get(&url).header("range", range).send();
+    let r = get("bytes=0-0").await.expect("first byte");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 0-0/100000");
+    assert_eq!(r.bytes().await.expect("b").to_vec(), &data[..1]);
+    let r = get("bytes=-10").await.expect("suffix");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.expect("b").to_vec(), &data[99_990..]);
+    let r = get("bytes=50000-59999").await.expect("middle");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.expect("b").to_vec(), &data[50_000..60_000]);
+    let r = get("bytes=100000-").await.expect("past the end");
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"], "bytes */100000");
+    let r = app.client.get(&url).send().await.expect("whole");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    assert_eq!(r.bytes().await.expect("b").to_vec(), data);
+}
+
 crate::store_matrix!(
+    downloads_serve_byte_ranges,
     a_tenant_never_sees_or_deletes_anothers_private_files_but_sees_public_ones,
     files_expire_at_the_time_given_and_by_default_ttl,
     a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_deleted,
