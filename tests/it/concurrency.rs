@@ -23,15 +23,7 @@ pub async fn concurrent_uploads_of_one_name_leave_one_file_and_no_lost_blob() {
     let (_, list) = app.get(&t, "/api/files/product/1").await;
     assert_eq!(names(&list), ["same.txt"], "exactly one visible file");
     let url = list["files"][0]["url"].as_str().expect("url");
-    let got = app
-        .client
-        .get(url)
-        .send()
-        .await
-        .expect("dl")
-        .bytes()
-        .await
-        .expect("b");
+    let got = app.download(url).await;
     assert!(
         bodies.iter().any(|b| b[..] == got[..]),
         "the bytes of one whole upload"

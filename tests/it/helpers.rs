@@ -123,15 +123,26 @@ impl TestApp {
         v["access"].as_str().expect("access").to_owned()
     }
 
-    pub async fn upload_form(&self, token: &str, form: Form) -> (u16, Value) {
-        let r = self
-            .client
+    /// POST a multipart form to `/api/upload`; the raw result (a client that gives up mid-body
+    /// gets an error).
+    pub async fn send_upload(&self, token: &str, form: Form) -> reqwest::Result<reqwest::Response> {
+        self.client
             .post(self.url("/api/upload"))
             .bearer_auth(token)
             .multipart(form)
             .send()
             .await
-            .expect("upload request");
+    }
+
+    /// The bytes behind a download link.
+    pub async fn download(&self, url: &str) -> Vec<u8> {
+        let r = self.client.get(url).send().await.expect("download");
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.bytes().await.expect("body").to_vec()
+    }
+
+    pub async fn upload_form(&self, token: &str, form: Form) -> (u16, Value) {
+        let r = self.send_upload(token, form).await.expect("upload request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }

@@ -13,13 +13,7 @@ pub async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() {
     let app = spawn_with(|c| c.limits.max_file_size = 1 << 30).await;
     let t = app.token("john1").await;
     let form = crate::helpers::streamed_form(64, 256 * 1024, Duration::from_millis(20), Some(20));
-    let r = app
-        .client
-        .post(app.url("/api/upload"))
-        .bearer_auth(&t)
-        .multipart(form)
-        .send()
-        .await;
+    let r = app.send_upload(&t, form).await;
     assert!(r.is_err() || r.is_ok_and(|r| !r.status().is_success()));
     assert!(
         eventually(10, || async { app.intents().await == 0 }).await,
@@ -41,13 +35,7 @@ pub async fn a_silent_client_is_cut_off_and_leaves_nothing() {
     .await;
     let t = app.token("john1").await;
     let form = crate::helpers::streamed_form(4, 64 * 1024, Duration::from_secs(4), None);
-    let r = app
-        .client
-        .post(app.url("/api/upload"))
-        .bearer_auth(&t)
-        .multipart(form)
-        .send()
-        .await;
+    let r = app.send_upload(&t, form).await;
     match r {
         Ok(r) => {
             assert_eq!(r.status(), 408);

@@ -371,13 +371,7 @@ async fn a_client_disconnecting_mid_multipart_upload_leaves_nothing() {
     let t = app.token("john1").await;
     // 48 × 256 KiB = 12 MiB sent, then the client drops: two parts were begun.
     let form = crate::helpers::streamed_form(100, 256 * 1024, Duration::from_millis(10), Some(48));
-    let r = app
-        .client
-        .post(app.url("/api/upload"))
-        .bearer_auth(&t)
-        .multipart(form)
-        .send()
-        .await;
+    let r = app.send_upload(&t, form).await;
     assert!(r.is_err() || r.is_ok_and(|r| !r.status().is_success()));
     let s3 = app.s3.as_ref().expect("s3");
     assert!(

@@ -230,15 +230,7 @@ pub async fn the_same_file_uploaded_twice_is_replaced_not_duplicated() {
     assert_eq!(list["count"], 1);
     assert_eq!(list["files"][0]["id"], second["file"]["id"]);
     let url = list["files"][0]["url"].as_str().expect("url");
-    let bytes = app
-        .client
-        .get(url)
-        .send()
-        .await
-        .expect("dl")
-        .bytes()
-        .await
-        .expect("bytes");
+    let bytes = app.download(url).await;
     assert_eq!(&bytes[..], b"second!");
     // The first blob is removed right after the commit.
     assert!(crate::helpers::eventually(5, || async { app.blob_files().await.len() == 1 }).await);
@@ -252,15 +244,7 @@ pub async fn the_same_name_under_another_resource_is_another_file() {
     for (id, want) in [("1", b"one"), ("2", b"two")] {
         let (_, list) = app.get(&t, &format!("/api/files/product/{id}")).await;
         let url = list["files"][0]["url"].as_str().expect("url");
-        let got = app
-            .client
-            .get(url)
-            .send()
-            .await
-            .expect("dl")
-            .bytes()
-            .await
-            .expect("b");
+        let got = app.download(url).await;
         assert_eq!(&got[..], want);
     }
 }
