@@ -21,10 +21,11 @@
 //! are deleted as soon as their upload is done. MB = 10^6 bytes. Client connections are
 //! HTTP/1.1, one per upload.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
@@ -32,37 +33,24 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use mtfu::blob::s3::S3Store;
 use mtfu::config::S3BlobConfig;
 use mtfu::upload::Budget;
 use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
-const BUCKET: &str = "mtfu-bench";
-const ACCESS_KEY: &str = "mtfu-bench-access";
-const SECRET_KEY: &str = "mtfu-bench-secret";
+use common::{
+    ACCESS_KEY, BUCKET, MIB, Mtfu, SECRET_KEY, env_u64, mb_per_s, mtfu_command, pattern, proc_mib,
+    start_s3,
+};
+
 const PREFIX: &str = "files/";
-const MIB: u64 = 1024 * 1024;
 /// mtfu's defaults: `blobs.s3.part_size`, `blobs.s3.parts_in_flight`, `limits.buffer_budget`.
 const PART: usize = 8 * 1024 * 1024;
 const IN_FLIGHT: usize = 2;
 const DEFAULT_BUDGET: u64 = 64 * MIB;
-/// Client body chunks.
-const CHUNK: usize = 1024 * 1024;
 const RSS_GOAL_MIB: f64 = 128.0;
 const RATIO_GOAL: f64 = 0.8;
-
-fn env_u64(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name}={v}")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn mb_per_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / 1e6 / d.as_secs_f64()
-}
 
 /// `size` bytes as 1 MiB slices of one pseudo-random buffer (nothing more held in memory).
 fn body_stream(
@@ -76,44 +64,8 @@ fn body_stream(
     }))
 }
 
-fn pattern() -> Bytes {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut v = Vec::with_capacity(CHUNK);
-    while v.len() < CHUNK {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    Bytes::from(v)
-}
-
 // ---------------------------------------------------------------------------------------------
 // s3s-fs on loopback
-
-async fn start_s3(root: &Path) -> Result<String> {
-    std::fs::create_dir(root.join(BUCKET))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let fs = s3s_fs::FileSystem::new(root).map_err(|e| anyhow::anyhow!("s3s-fs: {e:?}"))?;
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = b.build();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let svc = service.clone();
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(sock), svc)
-                    .await;
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
 
 /// The SDK client exactly as mtfu builds it.
 async fn s3_client(endpoint: &str) -> Result<aws_sdk_s3::Client> {
@@ -255,113 +207,14 @@ async fn upload_part(
 // ---------------------------------------------------------------------------------------------
 // mtfu as a child process
 
-struct Mtfu {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Mtfu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mtfu_command(bin: &Path, dir: &Path, s3: &str) -> Command {
-    let mut c = Command::new(bin);
-    c.env("MTFU_SERVER__DATA_DIR", dir)
-        .env("MTFU_SERVER__LISTEN", "127.0.0.1:0")
-        .env("MTFU_SERVER__BODY_READ_TIMEOUT_SECS", "600")
-        .env("MTFU_LIMITS__MAX_FILE_SIZE", (2u64 << 30).to_string())
-        .env("MTFU_GC__INTERVAL_SECS", "0")
-        .env("MTFU_BLOBS__BACKEND", "s3")
-        .env("MTFU_BLOBS__S3__BUCKET", BUCKET)
-        .env("MTFU_BLOBS__S3__REGION", "us-east-1")
-        .env("MTFU_BLOBS__S3__ENDPOINT_URL", s3)
-        .env("MTFU_BLOBS__S3__FORCE_PATH_STYLE", "true")
-        .env("MTFU_BLOBS__S3__ACCESS_KEY_ID", ACCESS_KEY)
-        .env("MTFU_BLOBS__S3__SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("MTFU_BLOBS__S3__KEY_PREFIX", PREFIX);
+/// mtfu on the s3s-fs bucket, under the benchmark's key prefix.
+fn s3_mtfu(bin: &Path, dir: &Path, endpoint: &str) -> Command {
+    let mut c = mtfu_command(bin, dir, 2 << 30, Some(endpoint));
+    c.env("MTFU_BLOBS__S3__KEY_PREFIX", PREFIX);
     c
 }
 
 impl Mtfu {
-    fn start(bin: &Path, s3: &str) -> Result<Mtfu> {
-        let dir = tempfile::tempdir()?;
-        let out = mtfu_command(bin, dir.path(), s3)
-            .arg("init-data")
-            .output()
-            .with_context(|| format!("running {}", bin.display()))?;
-        if !out.status.success() {
-            bail!(
-                "mtfu init-data: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let log = std::fs::File::create(dir.path().join("mtfu.log"))?;
-        let mut child = mtfu_command(bin, dir.path(), s3)
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Read stdout to the end, or mtfu dies of SIGPIPE on its next line.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(dir.path().join("mtfu.log")).unwrap_or_default();
-                bail!("mtfu serve did not say where it listens:\n{log}");
-            }
-        };
-        let pem = std::fs::read(dir.path().join("tls/self-signed.crt"))?;
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-            .http1_only()
-            .build()?;
-        Ok(Mtfu {
-            child,
-            base,
-            client,
-            _dir: dir,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    async fn token(&self, user: &str) -> Result<String> {
-        let r = self
-            .client
-            .post(format!("{}/api/token/", self.base))
-            .json(&serde_json::json!({"username": user, "password": "test"}))
-            .send()
-            .await?;
-        let status = r.status();
-        let body: serde_json::Value = r.json().await?;
-        match body["access"].as_str() {
-            Some(t) if status.is_success() => Ok(t.to_owned()),
-            _ => bail!("token for {user}: {status} {body}"),
-        }
-    }
-
     async fn upload(&self, token: &str, i: usize, size: u64) -> Result<()> {
         let part = Part::stream_with_length(
             reqwest::Body::wrap_stream(body_stream(size, pattern())),
@@ -389,17 +242,6 @@ impl Mtfu {
         }
         Ok(())
     }
-}
-
-/// A `/proc/PID/status` field, kB → MiB.
-fn proc_mib(pid: u32, field: &str) -> Result<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = s
-        .lines()
-        .find(|l| l.starts_with(field))
-        .with_context(|| format!("{field} in /proc/{pid}/status"))?;
-    let kb: f64 = line.split_whitespace().nth(1).context("value")?.parse()?;
-    Ok(kb / 1024.0)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -438,7 +280,7 @@ async fn main() -> Result<()> {
         d
     };
     let through = {
-        let app = Mtfu::start(&bin, &endpoint)?;
+        let app = Mtfu::start(&bin, |dir| s3_mtfu(&bin, dir, &endpoint))?;
         let token = app.token("john1").await?;
         let t = Instant::now();
         app.upload(&token, 0, size).await?;
@@ -467,7 +309,7 @@ async fn main() -> Result<()> {
     );
 
     // 2. Concurrent uploads through a fresh child, default budget.
-    let app = Mtfu::start(&bin, &endpoint)?;
+    let app = Mtfu::start(&bin, |dir| s3_mtfu(&bin, dir, &endpoint))?;
     let mut tokens = Vec::new();
     for u in 1..=count.clamp(1, 10) {
         tokens.push(app.token(&format!("john{u}")).await?);

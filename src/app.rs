@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -19,6 +19,9 @@ use crate::http::{AppState, server};
 use crate::meta::{Meta, MetaError};
 use crate::service::Files;
 use crate::upload::Budget;
+
+/// How long shutdown waits for the clean-up of cancelled uploads.
+const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -42,7 +45,18 @@ fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Durations as histograms (buckets from 1 ms to 5 min: small requests and long
+            // uploads), so that they can be aggregated across nodes; not summaries.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0, 300.0,
+                    ],
+                )
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours just stays empty.
             let _ = metrics::set_global_recorder(recorder);
@@ -88,6 +102,8 @@ pub struct App {
     https: TcpListener,
     plain: Option<TcpListener>,
     tls: TlsAcceptor,
+    tls_reloader: crate::tls::TlsReloader,
+    acme: Option<crate::acme::Acme>,
 }
 
 async fn bind(addr: &str, key: &str) -> Result<TcpListener, StartError> {
@@ -112,26 +128,52 @@ impl App {
         cfg.validate()?;
         let budget = Budget::new(cfg.limits.buffer_budget);
         let (meta, blob) = open_stores_with(&cfg, budget.clone()).await?;
-        let tls = TlsAcceptor::from(crate::tls::server_config(&cfg)?);
+        let tls = crate::tls::load(&cfg)?;
+        let acme_http01 = crate::acme::Http01Tokens::default();
+        let acme = if cfg.tls.acme.enabled() {
+            let store = tls.store.clone();
+            Some(crate::acme::Acme::new(&cfg, store, acme_http01.clone())?)
+        } else {
+            None
+        };
+        let tls_reloader = tls.reloader;
+        let tls = TlsAcceptor::from(tls.config);
         let auth = build_auth(&cfg)?;
         let https = bind(&cfg.server.listen, "listen").await?;
         let plain = match &cfg.server.plain_listen {
             Some(a) => Some(bind(a, "plain_listen").await?),
             None => None,
         };
-        let files = Files { meta, blob, budget };
+        let quota = crate::meta::quota::Defaults {
+            bytes: cfg.limits.quota_bytes,
+            files: cfg.limits.quota_files,
+        };
+        let files = Files {
+            meta,
+            blob,
+            budget,
+            quota,
+        };
         let state = Arc::new(AppState {
             cfg: Arc::new(cfg),
             auth,
             files,
             metrics: prometheus(),
+            acme_http01,
         });
         Ok(App {
             state,
             https,
             plain,
             tls,
+            tls_reloader,
+            acme,
         })
+    }
+
+    /// Re-reads the certificate and key files (what SIGHUP does); open connections keep theirs.
+    pub fn tls_reloader(&self) -> crate::tls::TlsReloader {
+        self.tls_reloader.clone()
     }
 
     pub fn https_addr(&self) -> SocketAddr {
@@ -170,12 +212,24 @@ impl App {
                 grace,
             ));
         }
+        if let Some(acme) = self.acme {
+            tasks.spawn(acme.run(stop_rx.clone()));
+        }
         let gc = tokio::spawn(periodic_gc(self.state.clone(), stop_rx));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         gc.abort();
+        // Requests cancelled at the end of the grace period left clean-up behind (aborting
+        // multipart uploads, removing blobs and intents): let it finish before exiting.
+        if !crate::cleanup::wait(CLEANUP_WAIT).await {
+            tracing::warn!(
+                tasks = crate::cleanup::running(),
+                "clean-up not finished at exit; gc will find what is left through its intents"
+            );
+        }
+        tracing::info!("stopped");
     }
 }
 

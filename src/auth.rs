@@ -218,19 +218,51 @@ impl Auth {
     }
 
     /// Signature of a download link for `file_id` owned by `owner`, valid until `expires`
-    /// (Unix seconds).
-    pub fn url_signature(&self, owner: TenantId, file_id: &str, expires: i64) -> String {
+    /// (Unix seconds), issued at `issued` (Unix microseconds, signed so that the owner's
+    /// revocation point can be checked against it). `issued` 0 is a link of the first version,
+    /// which carried no issue time: same message as then, so such links stay valid until their
+    /// owner first revokes.
+    pub fn link_signature(
+        &self,
+        owner: TenantId,
+        file_id: &str,
+        expires: i64,
+        issued: i64,
+    ) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.url_key).expect("HMAC takes keys of any length");
-        mac.update(format!("{}\n{}\n{}", owner.0, file_id, expires).as_bytes());
+        let msg = if issued == 0 {
+            format!("{}\n{}\n{}", owner.0, file_id, expires)
+        } else {
+            format!("{}\n{}\n{}\n{}", owner.0, file_id, expires, issued)
+        };
+        mac.update(msg.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
-    /// Whether `sig` is the signature of that link and it has not expired.
-    pub fn check_url(&self, owner: TenantId, file_id: &str, expires: i64, sig: &str) -> bool {
+    /// [`link_signature`](Auth::link_signature) of a link without an issue time.
+    pub fn url_signature(&self, owner: TenantId, file_id: &str, expires: i64) -> String {
+        self.link_signature(owner, file_id, expires, 0)
+    }
+
+    /// Whether `sig` is the signature of that link (issued at `issued`, 0 if it says nothing)
+    /// and it has not expired. Revocation is the caller's check.
+    pub fn check_link(
+        &self,
+        owner: TenantId,
+        file_id: &str,
+        expires: i64,
+        issued: i64,
+        sig: &str,
+    ) -> bool {
         use subtle::ConstantTimeEq;
-        let want = self.url_signature(owner, file_id, expires);
+        let want = self.link_signature(owner, file_id, expires, issued);
         expires > unix_now() && bool::from(want.as_bytes().ct_eq(sig.as_bytes()))
+    }
+
+    /// [`check_link`](Auth::check_link) of a link without an issue time.
+    pub fn check_url(&self, owner: TenantId, file_id: &str, expires: i64, sig: &str) -> bool {
+        self.check_link(owner, file_id, expires, 0, sig)
     }
 }
 
@@ -383,6 +415,23 @@ mod tests {
         let past = unix_now() - 1;
         let sig = a.url_signature(TenantId(3), "abc", past);
         assert!(!a.check_url(TenantId(3), "abc", past, &sig));
+    }
+
+    #[test]
+    fn the_issue_time_is_under_the_signature() {
+        let a = auth();
+        let exp = unix_now() + 60;
+        let issued = 1_700_000_000_000_000;
+        let sig = a.link_signature(TenantId(3), "abc", exp, issued);
+        assert!(a.check_link(TenantId(3), "abc", exp, issued, &sig));
+        // Moving the issue time forward (past a revocation point), or dropping it, breaks it.
+        assert!(!a.check_link(TenantId(3), "abc", exp, issued + 1, &sig));
+        assert!(!a.check_url(TenantId(3), "abc", exp, &sig));
+        // A link of the first version (no issue time) is still the same link.
+        assert_eq!(
+            a.url_signature(TenantId(3), "abc", exp),
+            a.link_signature(TenantId(3), "abc", exp, 0)
+        );
     }
 
     #[test]

@@ -50,6 +50,45 @@ pub trait BlobWriter: Send {
     async fn abort(self: Box<Self>) -> BlobResult<()>;
 }
 
+/// A resumable blob's progress in its store's own terms (S3: the multipart upload, the parts done,
+/// the tail objects shorter than a part), which the caller keeps next to the offset (tus: in the
+/// metadata store) and hands back to go on, on any node. Opaque outside the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumeState(pub String);
+
+/// A point a resumable blob can be resumed from: its first `offset` bytes are durable in the
+/// store as `state` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub offset: u64,
+    pub state: ResumeState,
+    /// Store objects that `state` no longer needs (S3: tail objects folded into a part). Remove
+    /// them with [`BlobBackend::drop_obsolete`] once `state` is persisted, never before: until
+    /// then the previous state, which names them, is the one a crash resumes from.
+    pub obsolete: Vec<String>,
+}
+
+/// One session of writing to a resumable blob (one tus `PATCH`). Like [`BlobWriter`], it holds
+/// [`Budget`] for what it buffers. Nothing it writes counts until a [`Checkpoint`] it returned
+/// is persisted by the caller: bytes the store holds past the persisted offset are ignored (and
+/// dropped) by the next session.
+#[async_trait]
+pub trait ResumableWriter: Send {
+    /// Bytes until the next point where the store can make progress durable (S3: the end of the
+    /// part being filled). Callers split their chunks there, so that such a point always falls
+    /// between two writes and the caller knows its own state (a hash) at that offset.
+    fn to_next_boundary(&self) -> u64;
+    async fn write(&mut self, chunk: Bytes) -> BlobResult<()>;
+    /// Progress that became durable since the last call, if any (S3: parts acknowledged, in
+    /// order; local disk: an fsync at a boundary). Its offset is always a boundary.
+    async fn durable(&mut self) -> BlobResult<Option<Checkpoint>>;
+    /// Make every byte written durable (S3: the bytes short of a part go to a tail object) and
+    /// return the state that says so.
+    async fn pause(self: Box<Self>) -> BlobResult<Checkpoint>;
+    /// Stop and forget what was written since the last checkpoint (a checksum mismatch).
+    async fn abort(self: Box<Self>);
+}
+
 #[async_trait]
 pub trait BlobBackend: Send + Sync {
     /// Begin writing `key`, a blob of at most `max_size` bytes (an enforced bound: the size
@@ -65,6 +104,33 @@ pub trait BlobBackend: Send + Sync {
     async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>>;
     /// Cheap check that the store answers, for `/readyz`.
     async fn ping(&self) -> BlobResult<()>;
+
+    /// Start a resumable blob at `key`, written by sessions of [`ResumableWriter`] on any node.
+    /// Nothing is visible under `key` until [`complete_resumable`](Self::complete_resumable).
+    async fn begin_resumable(&self, key: &BlobKey) -> BlobResult<ResumeState>;
+    /// Continue a resumable blob of final size `length` whose first `offset` bytes are durable as
+    /// `state` says. The writer will be given at most `room` bytes.
+    async fn resume(
+        &self,
+        key: &BlobKey,
+        offset: u64,
+        state: &ResumeState,
+        length: u64,
+        room: u64,
+    ) -> BlobResult<Box<dyn ResumableWriter>>;
+    /// Make a resumable blob whose `length` bytes are all durable as `state` says a finished blob
+    /// under `key`. Done again after it succeeded (an answer lost), it succeeds.
+    async fn complete_resumable(
+        &self,
+        key: &BlobKey,
+        length: u64,
+        state: &ResumeState,
+    ) -> BlobResult<()>;
+    /// Remove everything an unfinished resumable blob holds (temporary file; multipart upload and
+    /// tail objects), also what no state names any more. A finished blob under `key` stays.
+    async fn discard_resumable(&self, key: &BlobKey, state: &ResumeState) -> BlobResult<()>;
+    /// Remove the objects a persisted [`Checkpoint`] made obsolete.
+    async fn drop_obsolete(&self, key: &BlobKey, obsolete: &[String]) -> BlobResult<()>;
     /// A URL that downloads the blob without going through mtfu, valid for `expires_in`, served
     /// as an attachment named `file_name`. `None`: the store has no such links (local disk), and
     /// mtfu's own signed `/dl/...` link is used.

@@ -5,7 +5,7 @@
 //! configuration is parsed and validated once at start; a bad value is a one-line error that
 //! names the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -23,6 +23,7 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub blobs: BlobsConfig,
     pub gc: GcConfig,
+    pub tus: TusConfig,
 }
 
 /// Listeners, state directory and protections against slow or hostile clients.
@@ -35,8 +36,9 @@ pub struct ServerConfig {
     pub plain_listen: Option<String>,
     /// Where the SQLite database, local blobs, generated secrets and certificates live.
     pub data_dir: PathBuf,
-    /// Base URL used for links mtfu builds (signed download URLs), e.g. `https://files.example.com`.
-    /// Unset: built from the request's scheme and `Host`.
+    /// Base URL used for links mtfu builds (signed download URLs), e.g. `https://files.example.com`,
+    /// used as-is (behind a gateway stage it must include the stage). Unset: built from the
+    /// request's scheme and `Host` (as forwarded by a trusted proxy) and `base_path`.
     pub public_url: Option<String>,
     /// Time allowed to finish the TLS handshake.
     pub tls_handshake_timeout_secs: u64,
@@ -52,6 +54,51 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: u64,
+    /// Addresses of the reverse proxies, load balancers or gateways in front of mtfu. Only a
+    /// connection from one of them may say who the client is (`Forwarded`, `X-Forwarded-For`,
+    /// `-Proto`, `-Host`). Empty: nobody is trusted and those headers are ignored.
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// A path prefix in front of every route, e.g. `/prod` (an API Gateway stage). Stripped before
+    /// routing; requests outside it answer 404. Empty: none.
+    pub base_path: String,
+    /// Largest request body an upload route accepts, in bytes (a gateway's cap, e.g. API
+    /// Gateway's 10485760). Larger bodies answer 413 and point at resumable uploads. Unset: none.
+    pub max_request_body: Option<u64>,
+}
+
+/// One entry of `server.trusted_proxies`: a CIDR block (`10.0.0.0/8`, `fd00::/8`) or a single
+/// address (`10.1.2.3`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl TrustedProxy {
+    pub fn parse(s: &str) -> Result<TrustedProxy, String> {
+        let s = s.trim();
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(n) => n.trunc(),
+            Err(_) => s.parse::<IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+                format!("{s:?} is neither an IP address nor a CIDR block like 10.0.0.0/8")
+            })?,
+        };
+        Ok(TrustedProxy(net))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip)
+    }
+}
+
+impl Serialize for TrustedProxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TrustedProxy::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for ServerConfig {
@@ -68,12 +115,15 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_connections: 1024,
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
+            base_path: String::new(),
+            max_request_body: None,
         }
     }
 }
 
-/// TLS certificate. Without `cert_path`/`key_path` a self-signed certificate is generated on
-/// first start and kept in `data_dir/tls/`.
+/// TLS certificate: PEM files, certificates obtained by ACME (`acme.domains`), or else a
+/// self-signed certificate generated on first start and kept in `data_dir/tls/`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -82,6 +132,61 @@ pub struct TlsConfig {
     /// Extra DNS names or IP addresses for the self-signed certificate (besides localhost,
     /// 127.0.0.1 and ::1).
     pub self_signed_names: Vec<String>,
+    pub acme: AcmeConfig,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Certificates from an ACME CA (RFC 8555), obtained and renewed in the background.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// DNS names of the certificate; a non-empty list turns ACME on.
+    pub domains: Vec<String>,
+    /// Contact URLs of the ACME account (`mailto:admin@example.com`).
+    pub contact: Vec<String>,
+    /// The CA's directory URL.
+    pub directory_url: String,
+    /// How the CA checks that we control the names.
+    pub challenge: AcmeChallenge,
+    /// Extra root CA (PEM) trusted for the directory's HTTPS, for private or test CAs.
+    pub ca_cert_path: Option<PathBuf>,
+    /// Renew when the certificate expires within this many days.
+    pub renew_before_days: u64,
+    /// How often the certificate's expiry is checked.
+    pub check_interval_secs: u64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            contact: Vec::new(),
+            directory_url: LETS_ENCRYPT_DIRECTORY.into(),
+            challenge: AcmeChallenge::default(),
+            ca_cert_path: None,
+            renew_before_days: 30,
+            check_interval_secs: 43_200,
+        }
+    }
+}
+
+impl AcmeConfig {
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// TLS-ALPN-01 (RFC 8737) on the HTTPS listener, which must be reachable on port 443.
+    #[default]
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// HTTP-01 on the plain listener (`server.plain_listen`), which must be reachable on port 80.
+    #[serde(rename = "http-01")]
+    Http01,
 }
 
 /// Tokens and passwords.
@@ -129,6 +234,14 @@ pub struct LimitsConfig {
     pub url_ttl_secs: u64,
     /// Bytes of request bodies held in memory by all uploads together.
     pub buffer_budget: u64,
+    /// Content types an upload may have: `type/subtype`, `type/*` or `*/*`, case-insensitive.
+    /// Empty: every type. See `crate::content_type` for how an upload's type is decided.
+    pub allowed_content_types: Vec<String>,
+    /// Default per-tenant quota: bytes of live files (uploads in flight count). Unset: none.
+    /// `mtfu tenant quota` overrides it per tenant.
+    pub quota_bytes: Option<u64>,
+    /// Default per-tenant quota: number of live files (uploads in flight count). Unset: none.
+    pub quota_files: Option<u64>,
 }
 
 impl Default for LimitsConfig {
@@ -139,6 +252,9 @@ impl Default for LimitsConfig {
             max_page_size: 1000,
             url_ttl_secs: 3600,
             buffer_budget: 64 * 1024 * 1024,
+            allowed_content_types: Vec::new(),
+            quota_bytes: None,
+            quota_files: None,
         }
     }
 }
@@ -260,6 +376,10 @@ pub struct S3BlobConfig {
     pub parts_in_flight: usize,
     /// Lifetime of the presigned download URLs in listings. Unset: `limits.url_ttl_secs`.
     pub presign_ttl_secs: Option<u64>,
+    /// Hand out S3 presigned GET URLs (true, the contract's behaviour). False: mtfu's own signed
+    /// `/dl/...` links, streamed from S3 through mtfu, which `mtfu tenant revoke-urls` can revoke
+    /// (presigned URLs can only be revoked by rotating the S3 keys).
+    pub presigned_urls: bool,
 }
 
 impl Default for S3BlobConfig {
@@ -275,6 +395,7 @@ impl Default for S3BlobConfig {
             part_size: 8 * 1024 * 1024,
             parts_in_flight: 2,
             presign_ttl_secs: None,
+            presigned_urls: true,
         }
     }
 }
@@ -295,6 +416,7 @@ impl std::fmt::Debug for S3BlobConfig {
             .field("part_size", &self.part_size)
             .field("parts_in_flight", &self.parts_in_flight)
             .field("presign_ttl_secs", &self.presign_ttl_secs)
+            .field("presigned_urls", &self.presigned_urls)
             .finish()
     }
 }
@@ -322,6 +444,28 @@ impl Default for GcConfig {
         Self {
             interval_secs: 600,
             grace_secs: 3600,
+        }
+    }
+}
+
+/// Resumable uploads (tus 1.0.0 at `/api/v2/uploads`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TusConfig {
+    /// An unfinished upload expires this many seconds after its creation or its last chunk;
+    /// then it cannot be resumed and gc removes it.
+    pub expire_after_secs: u64,
+    /// A `PATCH` holds its upload this long, renewed while it streams: two `PATCH`es of one
+    /// upload never write at once, and one cut short by a node's death blocks the upload this
+    /// long at most.
+    pub lease_secs: u64,
+}
+
+impl Default for TusConfig {
+    fn default() -> Self {
+        Self {
+            expire_after_secs: 86_400,
+            lease_secs: 30,
         }
     }
 }
@@ -370,12 +514,14 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        // MTFU_TEST_* belong to the test suite, MTFU_CONFIG and MTFU_LOG to the CLI.
+        // MTFU_TEST_* belong to the test suite, MTFU_CONFIG, MTFU_LOG and MTFU_LOG_FORMAT to
+        // the CLI.
         fig = fig.merge(
             Env::prefixed("MTFU_")
                 .filter(|k| {
                     let k = k.as_str().to_ascii_lowercase();
-                    !k.starts_with("test_") && k != "config" && k != "log"
+                    !k.starts_with("test_")
+                        && !matches!(k.as_str(), "config" | "log" | "log_format")
                 })
                 .split("__"),
         );
@@ -404,10 +550,29 @@ impl Config {
                 "must start with https:// or http://",
             ));
         }
+        validate_base_path(&self.server.base_path).map_err(|m| invalid("server.base_path", m))?;
+        if self.server.max_request_body == Some(0) {
+            return Err(invalid("server.max_request_body", "must be at least 1"));
+        }
         if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
             return Err(invalid(
                 "tls.cert_path",
                 "tls.cert_path and tls.key_path must be set together",
+            ));
+        }
+        if self.tls.acme.enabled() {
+            self.validate_acme()?;
+        }
+        // Like a client's expires_in: beyond 100 years an expiry is no longer a date a response
+        // can state (years past 9999 are not RFC 3339).
+        if self
+            .limits
+            .default_ttl_secs
+            .is_some_and(|t| t > 3_155_760_000)
+        {
+            return Err(invalid(
+                "limits.default_ttl_secs",
+                "must be at most 3155760000 (100 years)",
             ));
         }
         if self.limits.max_file_size == 0 {
@@ -418,6 +583,16 @@ impl Config {
         }
         if self.limits.buffer_budget < 1024 * 1024 {
             return Err(invalid("limits.buffer_budget", "must be at least 1048576"));
+        }
+        for pattern in &self.limits.allowed_content_types {
+            crate::content_type::check_pattern(pattern)
+                .map_err(|m| invalid("limits.allowed_content_types", m))?;
+        }
+        if self.tus.expire_after_secs == 0 {
+            return Err(invalid("tus.expire_after_secs", "must be at least 1"));
+        }
+        if self.tus.lease_secs == 0 {
+            return Err(invalid("tus.lease_secs", "must be at least 1"));
         }
         if self.auth.max_concurrent_hashes == 0 {
             return Err(invalid("auth.max_concurrent_hashes", "must be at least 1"));
@@ -438,6 +613,60 @@ impl Config {
         }
         if self.blobs.backend == BlobBackendKind::S3 {
             self.validate_s3()?;
+        }
+        Ok(())
+    }
+
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        let acme = &self.tls.acme;
+        if self.tls.cert_path.is_some() {
+            return Err(invalid(
+                "tls.acme.domains",
+                "ACME and tls.cert_path exclude each other: unset one",
+            ));
+        }
+        for d in &acme.domains {
+            if !is_dns_name(d) {
+                return Err(invalid(
+                    "tls.acme.domains",
+                    format!(
+                        "{d:?} is not a DNS name (wildcards and IP addresses are not supported)"
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = acme.contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return Err(invalid(
+                "tls.acme.contact",
+                format!("{c:?} must be a mailto: URL"),
+            ));
+        }
+        if !acme.directory_url.starts_with("https://") {
+            return Err(invalid(
+                "tls.acme.directory_url",
+                "must start with https://",
+            ));
+        }
+        if acme.challenge == AcmeChallenge::Http01 && self.server.plain_listen.is_none() {
+            return Err(invalid(
+                "tls.acme.challenge",
+                "\"http-01\" needs server.plain_listen (reachable on port 80)",
+            ));
+        }
+        if acme.renew_before_days == 0 {
+            return Err(invalid("tls.acme.renew_before_days", "must be at least 1"));
+        }
+        if acme.check_interval_secs == 0 {
+            return Err(invalid(
+                "tls.acme.check_interval_secs",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -510,15 +739,20 @@ impl Config {
         Ok(())
     }
 
+    /// Whether download links are S3 presigned URLs (else mtfu's `/dl/...` links).
+    pub fn presigns(&self) -> bool {
+        self.blobs.backend == BlobBackendKind::S3 && self.blobs.s3.presigned_urls
+    }
+
     /// Lifetime of the download links in listings.
     pub fn link_ttl_secs(&self) -> u64 {
         match self.blobs.backend {
-            BlobBackendKind::S3 => self
+            BlobBackendKind::S3 if self.blobs.s3.presigned_urls => self
                 .blobs
                 .s3
                 .presign_ttl_secs
                 .unwrap_or(self.limits.url_ttl_secs),
-            BlobBackendKind::Local => self.limits.url_ttl_secs,
+            BlobBackendKind::S3 | BlobBackendKind::Local => self.limits.url_ttl_secs,
         }
     }
 
@@ -584,6 +818,42 @@ impl Config {
     }
 }
 
+/// `""`, or `/` and path segments without a trailing `/` (`/prod`, `/v1/files`).
+fn validate_base_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    let ok_segment = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b))
+    };
+    match p.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(ok_segment) => Ok(()),
+        _ => Err(format!(
+            "{p:?} must be empty or start with / and have no trailing /, e.g. \"/prod\""
+        )),
+    }
+}
+
+/// A DNS name as an ACME CA accepts it: dot-separated labels of letters, digits and inner
+/// hyphens, at most 253 bytes.
+fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.parse::<std::net::IpAddr>().is_err()
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// `host:port` with a literal address (`0.0.0.0:443`, `[::]:443`) or `localhost:port`.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Some(port) = s.strip_prefix("localhost:") {
@@ -601,6 +871,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn a_default_ttl_past_100_years_is_refused() {
+        let mut cfg = Config::default();
+        cfg.limits.default_ttl_secs = Some(3_155_760_001);
+        let err = cfg.validate().expect_err("refused").to_string();
+        assert!(err.contains("limits.default_ttl_secs"), "{err}");
+        cfg.limits.default_ttl_secs = Some(86_400);
+        cfg.validate().expect("a day is fine");
     }
 
     #[test]
@@ -659,6 +939,74 @@ mod tests {
         c.blobs.s3.secret_access_key = Some("hunter2".into());
         c.validate().expect("valid");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_cidr_blocks_and_single_addresses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"fd00::/8\", \"::1\"]\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&p)).expect("loads");
+        let t = &c.server.trusted_proxies;
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(t[0].contains(ip("10.200.0.1")));
+        assert!(t[1].contains(ip("192.168.1.7")) && !t[1].contains(ip("192.168.1.8")));
+        assert!(t[2].contains(ip("fd12::1")));
+        assert!(t[3].contains(ip("::1")));
+        std::fs::write(&p, "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").expect("write");
+        let err = Config::load(Some(&p)).expect_err("must fail").to_string();
+        assert!(err.contains("server.trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn a_base_path_is_a_slash_and_segments() {
+        for good in ["", "/prod", "/v1/files", "/stage-2"] {
+            validate_base_path(good).expect(good);
+        }
+        for bad in [
+            "prod", "/prod/", "/", "//prod", "/a//b", "/a?b", "/a b", "/..",
+        ] {
+            assert!(validate_base_path(bad).is_err(), "{bad}");
+        }
+        let mut c = Config::default();
+        c.server.base_path = "prod".into();
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("server.base_path"), "{err}");
+        c.server.base_path = "/prod".into();
+        c.server.max_request_body = Some(0);
+        let err = c.validate().expect_err("must fail").to_string();
+        assert!(err.contains("server.max_request_body"), "{err}");
+    }
+
+    #[test]
+    fn acme_checks_its_keys() {
+        let mut c = Config::default();
+        c.tls.acme.domains = vec!["files.example.com".into()];
+        c.validate().expect("valid");
+        c.tls.acme.domains.push("*.example.com".into());
+        let err = c.validate().expect_err("wildcard").to_string();
+        assert!(err.contains("tls.acme.domains"), "{err}");
+        c.tls.acme.domains = vec!["files.example.com".into()];
+        c.tls.acme.contact = vec!["admin@example.com".into()];
+        let err = c.validate().expect_err("contact").to_string();
+        assert!(err.contains("tls.acme.contact"), "{err}");
+        c.tls.acme.contact = vec!["mailto:admin@example.com".into()];
+        c.tls.acme.challenge = AcmeChallenge::Http01;
+        let err = c
+            .validate()
+            .expect_err("http-01 without a plain listener")
+            .to_string();
+        assert!(err.contains("tls.acme.challenge"), "{err}");
+        c.server.plain_listen = Some("0.0.0.0:80".into());
+        c.validate().expect("valid");
+        c.tls.cert_path = Some("/c.pem".into());
+        c.tls.key_path = Some("/k.pem".into());
+        let err = c.validate().expect_err("both").to_string();
+        assert!(err.contains("tls.acme.domains"), "{err}");
     }
 
     #[test]

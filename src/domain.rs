@@ -197,6 +197,28 @@ pub fn new_file_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// A file id as a client sent it, in the shape [`new_file_id`] makes (32 lower-case hex
+/// digits). Anything else names no file: it is answered 404 without asking a store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileId(String);
+
+impl FileId {
+    pub fn parse(s: &str) -> Option<FileId> {
+        let ok = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| FileId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A stored, committed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
@@ -277,6 +299,21 @@ mod tests {
         assert_eq!(BlobKey::from_stored(k.as_str()), Some(k));
         for bad in ["t/1/../../etc", "../x", "t/a/0123", "t/1/abc/def"] {
             assert!(BlobKey::from_stored(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_ids_of_the_generated_shape_are_file_ids() {
+        let id = new_file_id();
+        assert_eq!(FileId::parse(&id).map(|f| f.to_string()), Some(id.clone()));
+        for bad in [
+            "",
+            "abc",
+            &id.to_uppercase(),
+            &format!("{id}0"),
+            "../../../etc/passwd",
+        ] {
+            assert!(FileId::parse(bad).is_none(), "{bad:?}");
         }
     }
 

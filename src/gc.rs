@@ -5,8 +5,11 @@
 //!    their rows go;
 //! 2. the garbage table: each blob is deleted, then its row;
 //! 3. upload intents older than `grace` (a crashed or stuck upload): blob deleted, intent dropped;
-//! 4. blobs older than `grace` that no file, intent or garbage row names (orphans);
-//! 5. expired entries of the refresh-token blacklist.
+//! 4. expired resumable (tus) uploads: multipart upload aborted, tail objects and temporary
+//!    file removed, their row dropped (they expire `tus.expire_after_secs` after their last
+//!    chunk, so no grace period is added);
+//! 5. blobs older than `grace` that no file, intent, garbage row or tus upload names (orphans);
+//! 6. expired entries of the refresh-token blacklist.
 //!
 //! The grace period lets a download that has begun finish, and keeps uploads in progress safe.
 
@@ -18,6 +21,8 @@ use crate::meta::{Meta, MetaError};
 
 /// Garbage rows handled per round trip.
 const GARBAGE_BATCH: u64 = 500;
+/// How long gc holds an expired tus upload while removing it (a lease, like a `PATCH`'s).
+const TUS_CLAIM: Duration = Duration::from_secs(300);
 
 /// What one sweep did (or, with `dry_run`, would do).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,13 +30,17 @@ pub struct GcReport {
     pub files_reaped: u64,
     pub garbage: Vec<BlobKey>,
     pub stale_uploads: Vec<BlobKey>,
+    /// Blob keys of the expired resumable uploads removed.
+    pub tus_expired: Vec<BlobKey>,
     pub orphans: Vec<BlobKey>,
     pub failures: u64,
+    /// Quota reservations left by crashed uploads, dropped.
+    pub reservations_released: u64,
 }
 
 impl GcReport {
     pub fn blobs_removed(&self) -> usize {
-        self.garbage.len() + self.stale_uploads.len() + self.orphans.len()
+        self.garbage.len() + self.stale_uploads.len() + self.tus_expired.len() + self.orphans.len()
     }
 }
 
@@ -103,9 +112,15 @@ pub async fn sweep(
         report.stale_uploads.push(key);
     }
 
+    let (expired, failures) = crate::tus::reap_expired(meta, blob, TUS_CLAIM, dry_run).await?;
+    report.tus_expired = expired;
+    report.failures += failures;
+
     let before = SystemTime::now() - grace;
     for key in blob.list_older_than(before).await? {
-        if meta.key_known(&key).await? {
+        // A tus upload's blob (its temporary file, its multipart upload) lives as long as the
+        // upload, which may be longer than the grace period.
+        if meta.key_known(&key).await? || meta.tus_key_known(&key).await? {
             continue;
         }
         if !dry_run && let Err(e) = blob.delete(&key).await {
@@ -118,6 +133,8 @@ pub async fn sweep(
 
     if !dry_run {
         meta.purge_blacklist(now_micros()).await?;
+        // After the intents: a crashed upload's reservation goes with its intent.
+        report.reservations_released = meta.release_orphaned(cutoff).await?;
     }
     Ok(report)
 }

@@ -9,19 +9,27 @@
 //! - [`service`]: tenant-scoped use-cases (upload, list, delete, download) over the two stores.
 //! - [`upload`]: the one upload pipeline (stream → size limit → sha256 → blob writer) and the
 //!   global buffer budget that bounds memory.
+//! - [`tus`]: resumable uploads (tus 1.0.0): leased upload state in the metadata store,
+//!   resumable blobs, a SHA-256 midstate carried across chunks and nodes.
 //! - [`meta`]: the metadata store trait and its SQLite implementation.
 //! - [`blob`]: the blob store trait and its local-disk implementation.
 //! - [`gc`]: removal of the blobs of deleted/expired files, abandoned uploads and orphans.
 //! - [`config`], [`tls`], [`app`]: configuration, certificates, and wiring it all together.
 
+pub mod acme;
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod cleanup;
 pub mod config;
+pub mod content_type;
 pub mod domain;
 pub mod gc;
 pub mod http;
 pub mod meta;
+pub mod notify;
+pub mod quota;
 pub mod service;
 pub mod tls;
+pub mod tus;
 pub mod upload;

@@ -60,18 +60,53 @@ enum TenantCommand {
     Remove { name: String },
     /// Set a tenant's password (prompt or stdin).
     Passwd { name: String },
+    /// Show a tenant's quotas and usage; with --bytes/--files, change the quotas first.
+    Quota {
+        name: String,
+        /// Bytes of live files: a number (K, M, G, T suffixes: powers of 1024), `unlimited`, or
+        /// `default` (limits.quota_bytes).
+        #[arg(long)]
+        bytes: Option<String>,
+        /// Number of live files: a number, `unlimited`, or `default` (limits.quota_files).
+        #[arg(long)]
+        files: Option<String>,
+    },
+    /// Revoke every signed /dl/... download link the tenant was handed until now (links issued
+    /// later work). S3 presigned URLs are not reached: they expire on their own (at most their
+    /// TTL), see blobs.s3.presigned_urls.
+    RevokeUrls { name: String },
 }
 
-fn init_logging() {
+/// Logs: `serve` writes them to stdout (journald under systemd), the other commands to stderr
+/// so that their own output stays clean. `MTFU_LOG` filters (default `info`);
+/// `MTFU_LOG_FORMAT=json` writes one JSON object per line instead of `key=value` text.
+fn init_logging(to_stdout: bool) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     // rustls warns once per connection whose client sends an IP address as SNI (wrk, some
     // libraries): harmless, and thousands of lines under load.
     let filter =
         EnvFilter::try_from_env("MTFU_LOG").unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
-    tracing_subscriber::fmt()
+    let (writer, ansi) = if to_stdout {
+        (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    } else {
+        (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        )
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(writer)
+        .with_ansi(ansi);
+    if std::env::var("MTFU_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 /// A password from a terminal prompt (asked twice), or the first line of stdin.
@@ -132,10 +167,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP reloads the TLS certificate and key from disk; open connections keep theirs, and a
+/// bad new pair is logged and leaves the current one in place. The handler is installed when
+/// this returns; the returned future serves it.
+fn reload_tls_on_sighup(
+    reloader: mtfu::tls::TlsReloader,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the TLS certificate");
+            let _ = reloader.reload();
+        }
+    })
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Serve { .. }));
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -156,6 +207,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let describe = (Meta::describe(&cfg), Blob::describe(&cfg));
             let app = App::build(cfg.clone()).await?;
+            // Registered before the address is printed: from then on SIGHUP reloads, never kills.
+            tokio::spawn(reload_tls_on_sighup(app.tls_reloader())?);
             println!(
                 "mtfu {} listening on https://{}",
                 env!("CARGO_PKG_VERSION"),
@@ -165,13 +218,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("plain HTTP (for a TLS-terminating proxy) on http://{p}");
             }
             println!("metadata: {}; blobs: {}", describe.0, describe.1);
-            if cfg.tls.cert_path.is_none() {
+            if cfg.tls.acme.enabled() {
+                println!(
+                    "TLS: ACME certificate for {} from {} (kept in {})",
+                    cfg.tls.acme.domains.join(", "),
+                    cfg.tls.acme.directory_url,
+                    mtfu::acme::dir(&cfg).display()
+                );
+            } else if cfg.tls.cert_path.is_none() {
                 println!(
                     "TLS: self-signed certificate {} (clients need -k / --cacert)",
                     mtfu::tls::cert_paths(&cfg).0.display()
                 );
             }
-            app.run_until_stopped(shutdown_signal()).await;
+            // systemd (Type=notify): ready now, watchdog pings, STOPPING=1 on the signal.
+            mtfu::notify::ready(app.https_addr(), app.plain_addr());
+            let _watchdog = mtfu::notify::spawn_watchdog();
+            app.run_until_stopped(mtfu::notify::stopping_after(shutdown_signal()))
+                .await;
         }
         Command::Migrate => {
             let meta = Meta::open(&cfg).await?;
@@ -212,6 +276,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     println!("password of {name} changed");
                 }
+                TenantCommand::Quota { name, bytes, files } => {
+                    use mtfu::meta::quota::Limit;
+                    let name = tenant_name(&name)?;
+                    let parse = |v: Option<String>| {
+                        v.map(|s| Limit::parse(&s).map_err(anyhow::Error::msg))
+                            .transpose()
+                    };
+                    let (bytes, files) = (parse(bytes)?, parse(files)?);
+                    if (bytes.is_some() || files.is_some())
+                        && !meta.set_tenant_quota(&name, bytes, files).await?
+                    {
+                        bail!("no tenant {name}");
+                    }
+                    let Some((tenant, _)) = meta.tenant_by_name(name.as_str()).await? else {
+                        bail!("no tenant {name}");
+                    };
+                    let (usage, q) = meta.usage(tenant.id, mtfu::domain::now_micros()).await?;
+                    let show = |l: Limit, default: Option<u64>| match (l, l.resolve(default)) {
+                        (Limit::Default, Some(n)) => format!("{n} (default)"),
+                        (Limit::Default, None) => "unlimited (default)".to_owned(),
+                        (_, Some(n)) => n.to_string(),
+                        (_, None) => "unlimited".to_owned(),
+                    };
+                    println!(
+                        "tenant {name}: bytes {} of {}; files {} of {}",
+                        usage.bytes,
+                        show(q.bytes, cfg.limits.quota_bytes),
+                        usage.files,
+                        show(q.files, cfg.limits.quota_files)
+                    );
+                    if usage.reserved_bytes > 0 || usage.reserved_files > 0 {
+                        println!(
+                            "uploads in flight hold {} bytes, {} file(s)",
+                            usage.reserved_bytes, usage.reserved_files
+                        );
+                    }
+                }
+                TenantCommand::RevokeUrls { name } => {
+                    let name = tenant_name(&name)?;
+                    let Some((tenant, _)) = meta.tenant_by_name(name.as_str()).await? else {
+                        bail!("no tenant {name}");
+                    };
+                    let now = mtfu::domain::now_micros();
+                    let Some(at) = meta.revoke_urls(tenant.id, now).await? else {
+                        bail!("no tenant {name}");
+                    };
+                    println!(
+                        "download links of {name} issued before {} are revoked",
+                        mtfu::domain::format_micros(at)
+                    );
+                }
             }
         }
         Command::Gc {
@@ -225,6 +340,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (what, keys) in [
                 ("garbage", &r.garbage),
                 ("abandoned upload", &r.stale_uploads),
+                ("expired resumable upload", &r.tus_expired),
                 ("orphan", &r.orphans),
             ] {
                 for k in keys {

@@ -6,7 +6,9 @@
 //! it acts for: visibility (own files plus public ones) is a rule inside the query, never a bypass.
 
 pub mod postgres;
+pub mod quota;
 pub mod sqlite;
+pub mod tus;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -15,7 +17,8 @@ use async_trait::async_trait;
 
 use crate::config::{Config, MetadataBackend};
 use crate::domain::{
-    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
+    BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
+    TenantName,
 };
 
 /// What a metadata store can fail with.
@@ -33,6 +36,19 @@ pub enum MetaError {
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+/// A database migrated by a newer mtfu (a rolled-back binary) is refused rather than used: this
+/// binary cannot know what the newer migrations changed.
+fn refuse_newer_schema(newest: Option<i64>, known: &[(i64, &str, &str)]) -> MetaResult<()> {
+    let ours = known.iter().map(|m| m.0).max().unwrap_or(0);
+    match newest {
+        Some(v) if v > ours => Err(MetaError::Internal(format!(
+            "the database schema is at migration {v}, newer than this mtfu knows (up to {ours}); \
+             run the newer mtfu, or restore the backup taken before the upgrade"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// Optional filters of a listing; all given ones must match.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +116,7 @@ pub struct Reaped {
 }
 
 #[async_trait]
-pub trait MetaBackend: Send + Sync {
+pub trait MetaBackend: tus::TusStore + quota::QuotaStore + Send + Sync {
     /// Apply the migrations not yet applied, in order; returns how many ran.
     async fn migrate(&self) -> MetaResult<usize>;
     /// Cheap round trip, for `/readyz`.
@@ -188,6 +204,41 @@ pub trait MetaBackend: Send + Sync {
     /// Whether any file row, intent or garbage row names `key`.
     async fn key_known(&self, key: &BlobKey) -> MetaResult<bool>;
     async fn purge_blacklist(&self, now: Micros) -> MetaResult<u64>;
+
+    // The v2 file routes and signed-link revocation.
+
+    /// A live (not deleted, not expired) file `viewer` may see by id: its own, or any tenant's
+    /// public one. Another tenant's private file is `None`, exactly like a missing one.
+    async fn visible_file(
+        &self,
+        viewer: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<FileRecord>>;
+    /// Soft-delete one live file of `tenant`'s own; its blob key, or `None` when the tenant has
+    /// no such live file (another tenant's, public or not, included).
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<BlobKey>>;
+    /// [`delete_files`](MetaBackend::delete_files), returning the blob keys of the files it
+    /// soft-deleted.
+    async fn delete_files_returning(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        resource_id: &ResourceId,
+        now: Micros,
+    ) -> MetaResult<Vec<BlobKey>>;
+    /// Revoke every signed `/dl/...` link of `tenant` issued before `at` (microseconds). The
+    /// revocation point never moves back; returns the one now in force, or `None` when there is
+    /// no such tenant.
+    async fn revoke_urls(&self, tenant: TenantId, at: Micros) -> MetaResult<Option<Micros>>;
+    /// The tenant's revocation point (0 when it never revoked), `None` when there is no such
+    /// tenant.
+    async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>>;
 }
 
 /// Cloneable handle to the configured metadata store.

@@ -5,14 +5,20 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use crate::blob::{Blob, BlobError, ByteStream};
+use crate::content_type::{self, SNIFF_BYTES};
 use crate::domain::{
-    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, now_micros,
+    BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
+    now_micros,
 };
-use crate::meta::{ListFilter, Meta, MetaError};
+use crate::meta::{ListCursor, ListFilter, Meta, MetaError};
+use crate::quota::Reservation;
 use crate::upload::{Budget, Stored, UploadError, stream_to_blob};
+
+/// The first quota reservation of an upload that declares no length.
+const QUOTA_FIRST_STEP: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -22,6 +28,20 @@ pub enum ServiceError {
     Blob(#[from] BlobError),
     #[error(transparent)]
     Upload(#[from] UploadError),
+    /// The upload's content type (named) is not in `limits.allowed_content_types`.
+    #[error("content type {0} is not allowed")]
+    ContentTypeNotAllowed(String),
+}
+
+/// How [`Files::stage_typed`] decides an upload's content type.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeRule<'a> {
+    /// The type the client gave (multipart part's or request's `Content-Type`), if any.
+    pub claimed: Option<&'a str>,
+    /// The file's name, for the extension guess.
+    pub file_name: &'a str,
+    /// `limits.allowed_content_types` (empty: all).
+    pub allowed: &'a [String],
 }
 
 /// The stores and the budget, shared by all requests.
@@ -30,6 +50,8 @@ pub struct Files {
     pub meta: Meta,
     pub blob: Blob,
     pub budget: Arc<Budget>,
+    /// The configured default quotas (tenants may override them).
+    pub quota: crate::meta::quota::Defaults,
 }
 
 /// A blob key whose intent is recorded but whose file is not committed. Dropped while still
@@ -52,9 +74,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let files = self.files.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { discard(&files, &key).await });
-            }
+            let _ = crate::cleanup::spawn(async move { discard(&files, &key).await });
         }
     }
 }
@@ -76,12 +96,22 @@ impl Staged {
 }
 
 async fn discard(files: &Files, key: &BlobKey) {
+    release(files, key).await;
     if let Err(e) = files.blob.delete(key).await {
         tracing::warn!(%key, error = %e, "could not remove an abandoned blob; gc will");
         return;
     }
     if let Err(e) = files.meta.drop_intent(key).await {
         tracing::warn!(%key, error = %e, "could not drop an upload intent; gc will");
+        return;
+    }
+    tracing::debug!(%key, "abandoned upload removed");
+}
+
+/// Drop the quota reservation of `key` (best effort: gc drops it once its intent is gone).
+async fn release(files: &Files, key: &BlobKey) {
+    if let Err(e) = files.meta.release(key).await {
+        tracing::warn!(%key, error = %e, "could not release a quota reservation; gc will");
     }
 }
 
@@ -135,8 +165,18 @@ impl Files {
         metrics::gauge!("mtfu_uploads_in_flight").increment(1.0);
         let result = async {
             let max_size = declared.map_or(limit, |d| d.min(limit));
+            // Reserve what the request declares (or a first step) before the first byte.
+            let mut quota = Reservation::begin(
+                &self.meta,
+                tenant.id,
+                &key,
+                self.quota,
+                0,
+                declared.map_or(QUOTA_FIRST_STEP, |d| d.min(limit)),
+            )
+            .await?;
             let writer = self.blob.create(&key, max_size).await?;
-            Ok::<_, ServiceError>(stream_to_blob(body, writer, limit).await?)
+            Ok::<_, ServiceError>(stream_to_blob(body, writer, limit, &mut quota).await?)
         }
         .await;
         metrics::gauge!("mtfu_uploads_in_flight").decrement(1.0);
@@ -144,19 +184,97 @@ impl Files {
             Ok(stored) => Ok(Staged { pending, stored }),
             Err(e) => {
                 // The writer was aborted; only the intent is left.
+                // The writer was aborted; the reservation and the intent are left. They are
+                // dropped by a tracked task, awaited here: cancelling this request (a shutdown's
+                // grace period ending) must not cut that short.
                 pending.disarm();
-                if let Err(m) = self.meta.drop_intent(&key).await {
-                    tracing::warn!(%key, error = %m, "could not drop an upload intent; gc will");
+                let files = self.clone();
+                let task = crate::cleanup::spawn(async move {
+                    release(&files, &key).await;
+                    if let Err(m) = files.meta.drop_intent(&key).await {
+                        tracing::warn!(%key, error = %m, "could not drop an upload intent; gc will");
+                    }
+                });
+                if let Some(task) = task {
+                    let _ = task.await;
                 }
                 Err(e)
             }
         }
     }
 
+    /// [`stage`](Files::stage), deciding the content type first ([`crate::content_type`]):
+    /// when the client's type is missing or an allow-list is set, the first
+    /// [`SNIFF_BYTES`] of `body` are read (and then written like the rest), and an upload whose
+    /// type is not allowed fails before anything is recorded or written. Returns the staged
+    /// blob and the type to store.
+    pub async fn stage_typed<S, E>(
+        &self,
+        tenant: &Tenant,
+        mut body: S,
+        limit: u64,
+        declared: Option<u64>,
+        rule: TypeRule<'_>,
+    ) -> Result<(Staged, String), ServiceError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut head: Vec<u8> = Vec::new();
+        if content_type::needs_head(rule.claimed, rule.allowed) {
+            while head.len() < SNIFF_BYTES {
+                let Some(chunk) = body.next().await else {
+                    break;
+                };
+                let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+                let take = chunk.len().min(SNIFF_BYTES - head.len());
+                head.extend_from_slice(&chunk[..take]);
+                chunks.push(chunk);
+            }
+        }
+        let decision = content_type::decide(rule.claimed, &head, rule.file_name);
+        content_type::check(rule.allowed, &decision)
+            .map_err(ServiceError::ContentTypeNotAllowed)?;
+        let replay = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, E>));
+        let staged = self
+            .stage(tenant, replay.chain(body), limit, declared)
+            .await?;
+        Ok((staged, decision.stored))
+    }
+
     /// Make a staged blob a visible file, atomically replacing the tenant's file of the same
     /// resource, resource id and name.
     #[allow(clippy::too_many_arguments)] // reason: the fields of one file, named at the call
     pub async fn commit(
+        &self,
+        tenant: &Tenant,
+        staged: Staged,
+        resource: Resource,
+        resource_id: ResourceId,
+        name: crate::domain::FileName,
+        content_type: String,
+        is_public: bool,
+        expire_at: Option<Micros>,
+    ) -> Result<FileRecord, ServiceError> {
+        let (record, _) = self
+            .commit_replacing(
+                tenant,
+                staged,
+                resource,
+                resource_id,
+                name,
+                content_type,
+                is_public,
+                expire_at,
+            )
+            .await?;
+        Ok(record)
+    }
+
+    /// [`commit`](Files::commit), also telling whether a file was replaced.
+    #[allow(clippy::too_many_arguments)] // reason: the fields of one file, named at the call
+    pub async fn commit_replacing(
         &self,
         tenant: &Tenant,
         mut staged: Staged,
@@ -166,7 +284,7 @@ impl Files {
         content_type: String,
         is_public: bool,
         expire_at: Option<Micros>,
-    ) -> Result<FileRecord, ServiceError> {
+    ) -> Result<(FileRecord, bool), ServiceError> {
         let Some(key) = staged.pending.key.clone() else {
             return Err(MetaError::Internal("staged upload committed twice".into()).into());
         };
@@ -187,13 +305,16 @@ impl Files {
         // and gc removes the blob after its grace period.
         staged.pending.disarm();
         let (record, replaced) = committed?;
+        // The file counts now; its reservation is no longer needed.
+        release(self, &record.blob_key).await;
+        let was_replaced = replaced.is_some();
         if let Some(old) = replaced {
             // Best effort: the key is in the garbage table until this succeeds.
             if self.blob.delete(&old).await.is_ok() {
                 let _ = self.meta.forget_garbage(&old).await;
             }
         }
-        Ok(record)
+        Ok((record, was_replaced))
     }
 
     /// One page of what `viewer` sees through `filter`.
@@ -218,16 +339,97 @@ impl Files {
         Ok((info, files))
     }
 
+    /// Soft-delete the tenant's files of one resource; how many. With `remove_blobs_now`
+    /// (download links that bypass mtfu, S3 presigned URLs, are out) their blobs are removed
+    /// right after the commit, so those links die at once; otherwise, and when that fails, gc
+    /// removes them after its grace period.
     pub async fn delete_resource(
         &self,
         tenant: &Tenant,
         resource: &Resource,
         resource_id: &ResourceId,
+        remove_blobs_now: bool,
     ) -> Result<u64, ServiceError> {
-        Ok(self
+        let keys = self
             .meta
-            .delete_files(tenant, resource, resource_id, now_micros())
-            .await?)
+            .delete_files_returning(tenant, resource, resource_id, now_micros())
+            .await?;
+        if remove_blobs_now {
+            for key in &keys {
+                self.remove_deleted_blob(key).await;
+            }
+        }
+        Ok(keys.len() as u64)
+    }
+
+    /// Soft-delete one of the tenant's own live files: false when it has no such file. Blobs
+    /// as in [`delete_resource`](Files::delete_resource).
+    pub async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: &FileId,
+        remove_blob_now: bool,
+    ) -> Result<bool, ServiceError> {
+        let Some(key) = self.meta.delete_file(tenant, id, now_micros()).await? else {
+            return Ok(false);
+        };
+        if remove_blob_now {
+            self.remove_deleted_blob(&key).await;
+        }
+        Ok(true)
+    }
+
+    /// Best effort: gc reaps the row later and finds the blob gone, which is fine.
+    async fn remove_deleted_blob(&self, key: &BlobKey) {
+        if let Err(e) = self.blob.delete(key).await {
+            tracing::warn!(%key, error = %e, "could not remove a deleted file's blob now; gc will");
+        }
+    }
+
+    /// A live file `viewer` may see by id (own or public), `None` otherwise.
+    pub async fn visible(
+        &self,
+        viewer: &Tenant,
+        id: &FileId,
+    ) -> Result<Option<FileRecord>, ServiceError> {
+        Ok(self.meta.visible_file(viewer, id, now_micros()).await?)
+    }
+
+    /// Up to `limit` files `viewer` sees through `filter`, after `after`, and the cursor of the
+    /// next page when there is one (one more row is read to know).
+    pub async fn list_after(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        after: Option<&ListCursor>,
+        limit: u64,
+    ) -> Result<(Vec<FileRecord>, Option<ListCursor>), ServiceError> {
+        let mut files = self
+            .meta
+            .list_files_after(viewer, filter, now_micros(), after, limit.saturating_add(1))
+            .await?;
+        let next = if files.len() as u64 > limit {
+            files.truncate(limit as usize);
+            files.last().map(ListCursor::of)
+        } else {
+            None
+        };
+        Ok((files, next))
+    }
+
+    /// Revoke every signed link of `tenant` issued until now; the revocation point in force.
+    pub async fn revoke_urls(&self, tenant: TenantId) -> Result<Option<Micros>, ServiceError> {
+        Ok(self.meta.revoke_urls(tenant, now_micros()).await?)
+    }
+
+    /// Whether a link of `owner` issued at `issued` (microseconds) has been revoked.
+    pub async fn link_revoked(
+        &self,
+        owner: TenantId,
+        issued: Micros,
+    ) -> Result<bool, ServiceError> {
+        let point = self.meta.urls_revoked_before(owner).await?;
+        Ok(point.is_some_and(|p| issued < p))
     }
 
     /// A live file of `owner` and its bytes (whole or `range`). `None` if there is no such file.

@@ -102,6 +102,30 @@ pub enum UploadError {
     /// The blob store failed.
     #[error(transparent)]
     Store(#[from] BlobError),
+    /// The tenant's quota has no room for the bytes that arrived.
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    /// The metadata store failed while the upload was being admitted.
+    #[error(transparent)]
+    Meta(#[from] crate::meta::MetaError),
+}
+
+/// Decides, as bytes arrive, whether they may be stored: the tenant's quota reservation grows
+/// ahead of them (see [`crate::meta::quota`]).
+#[async_trait::async_trait]
+pub trait Admit: Send {
+    /// `total` bytes of the upload have arrived and are about to be stored.
+    async fn admit(&mut self, total: u64) -> Result<(), UploadError>;
+}
+
+/// Admits everything (no quota).
+pub struct AdmitAll;
+
+#[async_trait::async_trait]
+impl Admit for AdmitAll {
+    async fn admit(&mut self, _total: u64) -> Result<(), UploadError> {
+        Ok(())
+    }
 }
 
 /// What was stored.
@@ -114,12 +138,14 @@ pub struct Stored {
 /// Pipe `body` into `writer`, enforcing `limit` on the bytes counted so far (not on any
 /// declared length), hashing as it goes. The writer holds budget for what it buffers (a chunk
 /// until it is on disk, or whole S3 parts until they are uploaded), so `write` waiting for budget
-/// stops this loop from pulling more from the client. On success the blob is finished (durable);
-/// on any error it is aborted.
+/// stops this loop from pulling more from the client. `admit` sees the running total before each
+/// chunk is stored (quota). On success the blob is finished (durable); on any error it is
+/// aborted.
 pub async fn stream_to_blob<S, E>(
     mut body: S,
     mut writer: Box<dyn BlobWriter>,
     limit: u64,
+    admit: &mut dyn Admit,
 ) -> Result<Stored, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -134,6 +160,7 @@ where
             if size > limit {
                 return Err(UploadError::TooLarge { limit });
             }
+            admit.admit(size).await?;
             metrics::counter!("mtfu_upload_bytes_total").increment(chunk.len() as u64);
             hasher.update(&chunk);
             writer.write(chunk).await?;

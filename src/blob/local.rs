@@ -15,7 +15,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream};
+mod resumable;
+
+use super::{
+    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, ResumableWriter, ResumeState,
+};
 use crate::domain::BlobKey;
 use crate::upload::Budget;
 
@@ -231,5 +235,37 @@ impl BlobBackend for LocalStore {
         _content_type: &str,
     ) -> BlobResult<Option<String>> {
         Ok(None)
+    }
+
+    async fn begin_resumable(&self, key: &BlobKey) -> BlobResult<ResumeState> {
+        self.begin(key).await
+    }
+
+    async fn resume(
+        &self,
+        key: &BlobKey,
+        offset: u64,
+        _state: &ResumeState,
+        _length: u64,
+        room: u64,
+    ) -> BlobResult<Box<dyn ResumableWriter>> {
+        self.resume_at(key, offset, room).await
+    }
+
+    async fn complete_resumable(
+        &self,
+        key: &BlobKey,
+        length: u64,
+        _state: &ResumeState,
+    ) -> BlobResult<()> {
+        self.complete(key, length).await
+    }
+
+    async fn discard_resumable(&self, key: &BlobKey, _state: &ResumeState) -> BlobResult<()> {
+        self.discard(key).await
+    }
+
+    async fn drop_obsolete(&self, _key: &BlobKey, _obsolete: &[String]) -> BlobResult<()> {
+        Ok(())
     }
 }

@@ -29,7 +29,11 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
-use super::{BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream};
+mod resumable;
+
+use super::{
+    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, ResumableWriter, ResumeState,
+};
 use crate::config::S3BlobConfig;
 use crate::domain::BlobKey;
 use crate::upload::{Budget, BudgetPermit};
@@ -415,8 +419,10 @@ impl S3Writer {
         // If this is cancelled, Drop (not yet `closed`) takes over.
         self.uploading.shutdown().await;
         self.closed = true;
-        if let Some(id) = self.upload_id.take() {
-            let task = tokio::spawn(self.s.clone().abort_with_retries(self.key.clone(), id));
+        if let Some(id) = self.upload_id.take()
+            && let Some(task) =
+                crate::cleanup::spawn(self.s.clone().abort_with_retries(self.key.clone(), id))
+        {
             // Usually done at once; a slow store must not hold the client's answer long.
             if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
@@ -502,10 +508,8 @@ impl Drop for S3Writer {
             return;
         }
         self.uploading.abort_all();
-        if let Some(id) = self.upload_id.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(self.s.clone().abort_with_retries(self.key.clone(), id));
+        if let Some(id) = self.upload_id.take() {
+            let _ = crate::cleanup::spawn(self.s.clone().abort_with_retries(self.key.clone(), id));
         }
     }
 }
@@ -650,5 +654,37 @@ impl BlobBackend for S3Store {
             .await
             .map_err(|e| classify("presign GetObject", e))?;
         Ok(Some(req.uri().to_owned()))
+    }
+
+    async fn begin_resumable(&self, key: &BlobKey) -> BlobResult<ResumeState> {
+        self.begin(key).await
+    }
+
+    async fn resume(
+        &self,
+        key: &BlobKey,
+        offset: u64,
+        state: &ResumeState,
+        length: u64,
+        room: u64,
+    ) -> BlobResult<Box<dyn ResumableWriter>> {
+        self.resume_at(key, offset, state, length, room).await
+    }
+
+    async fn complete_resumable(
+        &self,
+        key: &BlobKey,
+        length: u64,
+        state: &ResumeState,
+    ) -> BlobResult<()> {
+        self.complete(key, length, state).await
+    }
+
+    async fn discard_resumable(&self, key: &BlobKey, state: &ResumeState) -> BlobResult<()> {
+        self.discard(key, state).await
+    }
+
+    async fn drop_obsolete(&self, key: &BlobKey, obsolete: &[String]) -> BlobResult<()> {
+        self.forget(key, obsolete).await
     }
 }

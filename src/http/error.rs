@@ -160,14 +160,25 @@ impl ApiError {
     }
 }
 
+/// Count a store failure that reached a request (`mtfu_store_errors_total`).
+fn store_error(store: &'static str, kind: &'static str) {
+    metrics::counter!("mtfu_store_errors_total", "store" => store, "kind" => kind).increment(1);
+}
+
 impl From<MetaError> for ApiError {
     fn from(e: MetaError) -> Self {
         match e {
-            MetaError::Unavailable(cause) => ApiError::Unavailable {
-                code: "metadata_unavailable",
-                cause,
-            },
-            other => ApiError::Internal(other.to_string()),
+            MetaError::Unavailable(cause) => {
+                store_error("metadata", "unavailable");
+                ApiError::Unavailable {
+                    code: "metadata_unavailable",
+                    cause,
+                }
+            }
+            other => {
+                store_error("metadata", "other");
+                ApiError::Internal(other.to_string())
+            }
         }
     }
 }
@@ -176,11 +187,17 @@ impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::NotFound => ApiError::NotFound,
-            BlobError::Unavailable(cause) => ApiError::Unavailable {
-                code: "blob_store_unavailable",
-                cause,
-            },
-            BlobError::Other(cause) => ApiError::Internal(format!("blob store: {cause}")),
+            BlobError::Unavailable(cause) => {
+                store_error("blob", "unavailable");
+                ApiError::Unavailable {
+                    code: "blob_store_unavailable",
+                    cause,
+                }
+            }
+            BlobError::Other(cause) => {
+                store_error("blob", "other");
+                ApiError::Internal(format!("blob store: {cause}"))
+            }
         }
     }
 }
@@ -198,6 +215,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Upload(UploadError::Body(m)) => {
                 ApiError::bad_request(format!("Multipart form parse error - {m}"))
             }
+            ServiceError::Upload(UploadError::QuotaExceeded) => ApiError::Detail {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                detail: "Quota exceeded".into(),
+                code: Some("quota_exceeded"),
+            },
+            ServiceError::Upload(UploadError::Meta(m)) => m.into(),
+            ServiceError::ContentTypeNotAllowed(ct) => ApiError::Detail {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: format!("Content type {ct} is not allowed"),
+                code: Some("unsupported_media_type"),
+            },
         }
     }
 }

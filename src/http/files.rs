@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::{AppState, Ctx, Response, json_response, query};
-use crate::domain::{FileRecord, Resource, ResourceId, Tenant, TenantId, format_micros};
+use crate::domain::{
+    FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, format_micros, now_micros,
+};
 use crate::meta::ListFilter;
 
 /// `page_size` when the client gives none (the seed's).
@@ -40,44 +42,82 @@ pub fn file_json(f: &FileRecord, url: Option<String>) -> Value {
     v
 }
 
-/// Where links point: `server.public_url`, else the request's scheme and host.
+/// Where links point: `server.public_url` as-is, else the scheme and host the client used (as
+/// a trusted proxy forwarded them) and `server.base_path`.
 pub fn base_url(state: &AppState, ctx: &Ctx) -> String {
     match &state.cfg.server.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => format!(
-            "{}://{}",
-            ctx.conn.scheme,
-            ctx.host.as_deref().unwrap_or("localhost")
+            "{}://{}{}",
+            ctx.scheme,
+            ctx.host.as_deref().unwrap_or("localhost"),
+            state.cfg.server.base_path
         ),
     }
 }
 
-/// An absolute download link for `f` that needs no token until it expires: the blob store's own
-/// (an S3 presigned GET) when it has one, else mtfu's HMAC-signed `/dl/...` link (also when
+/// A download link and when it stops working.
+#[derive(Debug, Clone)]
+pub struct DownloadLink {
+    pub url: String,
+    pub expires_at: Micros,
+}
+
+/// An absolute download link for `f` that needs no token for `ttl_secs` (default: the
+/// listings' TTL), and never past the file's own expiry: an S3 presigned GET when the store is
+/// S3 and `blobs.s3.presigned_urls` is on, else mtfu's HMAC-signed `/dl/...` link (also when
 /// presigning fails, e.g. no credentials could be loaded: `/dl/...` works on every store).
-pub async fn signed_url(state: &AppState, base: &str, f: &FileRecord) -> String {
-    let ttl = state.cfg.link_ttl_secs();
-    let presigned = state
-        .files
-        .blob
-        .presign_get(
-            &f.blob_key,
-            std::time::Duration::from_secs(ttl),
-            &f.name,
-            &f.content_type,
-        )
-        .await;
-    match presigned {
-        Ok(Some(url)) => return url,
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "presigning a download link failed; using /dl"),
+///
+/// A `/dl/...` link carries its issue time under the signature, so `mtfu tenant revoke-urls`
+/// can kill it; a presigned URL lives until it expires unless the file (its object) is deleted.
+pub async fn download_link(
+    state: &AppState,
+    base: &str,
+    f: &FileRecord,
+    ttl_secs: Option<u64>,
+) -> DownloadLink {
+    let now = now_micros();
+    let mut ttl = ttl_secs.unwrap_or_else(|| state.cfg.link_ttl_secs()).max(1);
+    if let Some(at) = f.expire_at {
+        let left = (at - now).max(1_000_000) as u64;
+        ttl = ttl.min(left.div_ceil(1_000_000));
     }
-    let expires = chrono::Utc::now().timestamp() + state.cfg.limits.url_ttl_secs as i64;
-    let sig = state.auth.url_signature(f.tenant_id, &f.id, expires);
-    format!(
-        "{base}/dl/{}/{}?expires={expires}&sig={sig}",
-        f.tenant_id.0, f.id
-    )
+    let expires = now / 1_000_000 + ttl as i64;
+    if state.cfg.presigns() {
+        let presigned = state
+            .files
+            .blob
+            .presign_get(
+                &f.blob_key,
+                std::time::Duration::from_secs(ttl),
+                &f.name,
+                &f.content_type,
+            )
+            .await;
+        match presigned {
+            Ok(Some(url)) => {
+                return DownloadLink {
+                    url,
+                    expires_at: now + ttl as i64 * 1_000_000,
+                };
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "presigning a download link failed; using /dl"),
+        }
+    }
+    let sig = state.auth.link_signature(f.tenant_id, &f.id, expires, now);
+    DownloadLink {
+        url: format!(
+            "{base}/dl/{}/{}?expires={expires}&iat={now}&sig={sig}",
+            f.tenant_id.0, f.id
+        ),
+        expires_at: expires * 1_000_000,
+    }
+}
+
+/// The URL of [`download_link`] with the listings' TTL.
+pub async fn signed_url(state: &AppState, base: &str, f: &FileRecord) -> String {
+    download_link(state, base, f, None).await.url
 }
 
 /// `page_size`: a positive integer, capped at `limits.max_page_size`.
@@ -166,7 +206,10 @@ pub async fn delete_resource(
     resource_id: &str,
 ) -> Result<Response, ApiError> {
     let (r, id) = parse_labels(resource, resource_id)?;
-    state.files.delete_resource(tenant, &r, &id).await?;
+    state
+        .files
+        .delete_resource(tenant, &r, &id, state.cfg.presigns())
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"message": "File deleted successfully"}),
@@ -204,9 +247,19 @@ const ATTR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
+/// `attachment` with the name twice: `filename*` (RFC 6266/8187, UTF-8, what every current
+/// browser uses) and an ASCII `filename` for old clients, where anything that is not printable
+/// ASCII, and the quote, backslash and percent sign, become `_`.
 pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if !matches!(c, '"' | '\\' | '%') => c,
+            _ => '_',
+        })
+        .collect();
     format!(
-        "attachment; filename*=UTF-8''{}",
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
         utf8_percent_encode(name, ATTR)
     )
 }
@@ -219,8 +272,17 @@ fn invalid_link() -> ApiError {
     }
 }
 
-/// `GET /dl/{tenant}/{file_id}?expires=&sig=`: no token; the HMAC signature authorises exactly
-/// this owner's file until `expires`. A deleted, replaced or expired file answers 404.
+fn revoked_link() -> ApiError {
+    ApiError::Detail {
+        status: StatusCode::FORBIDDEN,
+        detail: "This download link has been revoked.".into(),
+        code: Some("url_revoked"),
+    }
+}
+
+/// `GET /dl/{tenant}/{file_id}?expires=&iat=&sig=`: no token; the HMAC signature authorises
+/// exactly this owner's file until `expires`, unless the owner revoked its links after `iat`
+/// (403 `url_revoked`). A deleted, replaced or expired file answers 404.
 pub async fn download(
     state: &AppState,
     req: &Request<Incoming>,
@@ -228,25 +290,78 @@ pub async fn download(
     file_id: &str,
 ) -> Result<Response, ApiError> {
     let q = query(req);
-    let owner = tenant.parse::<i64>().map_err(|_| invalid_link())?;
-    let expires = q
-        .get("expires")
-        .and_then(|e| e.parse::<i64>().ok())
-        .ok_or_else(invalid_link)?;
+    let owner = TenantId(tenant.parse::<i64>().map_err(|_| invalid_link())?);
+    let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let expires = int("expires").ok_or_else(invalid_link)?;
+    // Links of the first version carry no issue time: 0, valid until the first revocation.
+    let issued = match q.get("iat") {
+        None => 0,
+        Some(_) => int("iat").filter(|i| *i > 0).ok_or_else(invalid_link)?,
+    };
     let sig = q.get("sig").ok_or_else(invalid_link)?;
-    if !state.auth.check_url(TenantId(owner), file_id, expires, sig) {
+    if !state.auth.check_link(owner, file_id, expires, issued, sig) {
         return Err(invalid_link());
+    }
+    if state.files.link_revoked(owner, issued).await? {
+        return Err(revoked_link());
     }
     let file = state
         .files
-        .open_owned(TenantId(owner), file_id)
+        .open_owned(owner, file_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let range = match req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
+    serve_file(state, req, &file, "private, no-store").await
+}
+
+/// Whether an `If-None-Match` list names `etag` (weak comparison: `W/` is ignored) or is `*`.
+fn none_match(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// The bytes of `file`, streamed from the blob store (never held whole), for GET or HEAD: the
+/// one download path of `/dl/...` and `/api/v2/files/{id}/content`.
+///
+/// - `If-None-Match` naming the ETag (the sha256, strong), or `*`: 304 with no body.
+/// - One `Range` (`a-b`, `a-`, `-n`): 206 with `Content-Range`; past the end: 416 with
+///   `Content-Range: bytes */size`; several ranges or a malformed one: the whole body (200).
+///   `If-Range` other than the current ETag (a date, a weak or stale tag): the whole body.
+/// - Always `Content-Disposition: attachment` and `X-Content-Type-Options: nosniff`: the stored
+///   type comes from a client and is never trusted for rendering.
+pub async fn serve_file(
+    state: &AppState,
+    req: &Request<Incoming>,
+    file: &FileRecord,
+    cache_control: &'static str,
+) -> Result<Response, ApiError> {
+    let etag = format!("\"{}\"", file.sha256);
+    let headers = req.headers();
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let common = |h: &mut http::HeaderMap| {
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    };
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| none_match(v, &etag)) {
+        let mut resp = http::Response::new(super::full(bytes::Bytes::new()));
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        common(resp.headers_mut());
+        return Ok(resp);
+    }
+    // If-Range: a strong, exact match of the current ETag, or the range is ignored.
+    let range_ok = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let range = match header_str(header::RANGE).filter(|_| range_ok) {
         None => None,
         Some(spec) => match parse_range(spec, file.size) {
             RangeSpec::Ignore => None,
@@ -257,6 +372,7 @@ pub async fn download(
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", file.size)) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
+                common(resp.headers_mut());
                 return Ok(resp);
             }
         },
@@ -265,7 +381,7 @@ pub async fn download(
     let body = if req.method() == Method::HEAD {
         super::full(bytes::Bytes::new())
     } else {
-        let stream = state.files.read(&file, range.clone()).await?;
+        let stream = state.files.read(file, range.clone()).await?;
         let counted = stream.inspect_ok(|b| {
             metrics::counter!("mtfu_download_bytes_total").increment(b.len() as u64);
         });
@@ -273,11 +389,11 @@ pub async fn download(
     };
     let mut resp = http::Response::new(body);
     let h = resp.headers_mut();
+    common(h);
     let ct = HeaderValue::from_str(&file.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, ct);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(r) = &range {
         let v = format!("bytes {}-{}/{}", r.start, r.end - 1, file.size);
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -287,17 +403,6 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&file.name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", file.sha256)) {
-        h.insert(header::ETAG, v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
     if range.is_some() {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
@@ -335,8 +440,10 @@ pub fn parse_range(spec: &str, size: u64) -> RangeSpec {
         b.is_empty(),
     ) {
         // bytes=-n: the last n bytes.
+        // An empty body has no last bytes: nothing is satisfiable (RFC 9110, 14.1.2).
         (None, Some(n), true, false) => match n {
             0 => RangeSpec::Unsatisfiable,
+            _ if size == 0 => RangeSpec::Unsatisfiable,
             n => RangeSpec::Bytes(size.saturating_sub(n)..size),
         },
         (Some(start), None, false, true) if start < size => RangeSpec::Bytes(start..size),
@@ -350,7 +457,31 @@ pub fn parse_range(spec: &str, size: u64) -> RangeSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::{RangeSpec, parse_range};
+    use super::{RangeSpec, content_disposition, none_match, parse_range};
+
+    #[test]
+    fn content_disposition_has_an_ascii_fallback_and_the_utf8_name() {
+        assert_eq!(
+            content_disposition("r\u{e9}sum\u{e9} \"1\"%.pdf"),
+            "attachment; filename=\"r_sum_ _1__.pdf\"; \
+             filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22%25.pdf"
+        );
+        assert_eq!(
+            content_disposition("a\\b;c.txt"),
+            "attachment; filename=\"a_b;c.txt\"; filename*=UTF-8''a%5Cb%3Bc.txt"
+        );
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists_and_star() {
+        let tag = "\"abc\"";
+        assert!(none_match("\"abc\"", tag));
+        assert!(none_match("W/\"abc\"", tag));
+        assert!(none_match("\"x\", \"abc\"", tag));
+        assert!(none_match("*", tag));
+        assert!(!none_match("\"abcd\"", tag));
+        assert!(!none_match("abc", tag));
+    }
 
     #[test]
     fn single_byte_ranges_are_parsed_and_others_ignored_or_refused() {
@@ -361,6 +492,10 @@ mod tests {
         assert_eq!(parse_range("bytes=5-99", 10), RangeSpec::Bytes(5..10));
         assert_eq!(parse_range("bytes=10-", 10), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 10), RangeSpec::Unsatisfiable);
+        // An empty file: no range is satisfiable (a suffix range once made `bytes 0--1/0`).
+        assert_eq!(parse_range("bytes=-39", 0), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0", 0), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,4-5", 10), RangeSpec::Ignore);
         assert_eq!(parse_range("items=0-1", 10), RangeSpec::Ignore);
         assert_eq!(parse_range("bytes=5-2", 10), RangeSpec::Ignore);

@@ -3,17 +3,23 @@
 //! [`handle`] is the whole request path: request id → route → (auth) → handler → response, with
 //! one access-log line and metrics per request. Handlers live one file per endpoint group.
 
+pub mod access;
+pub mod account;
 pub mod body;
 pub mod error;
 pub mod files;
+pub mod openapi;
 pub mod ops;
+pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod tokens;
+pub mod tus;
 pub mod upload;
+pub mod v2;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +46,8 @@ pub struct AppState {
     pub auth: Auth,
     pub files: Files,
     pub metrics: PrometheusHandle,
+    /// HTTP-01 answers while an ACME order waits for validation.
+    pub acme_http01: crate::acme::Http01Tokens,
 }
 
 /// Facts about the connection a request came on.
@@ -54,7 +62,13 @@ pub struct ConnInfo {
 pub struct Ctx {
     pub conn: ConnInfo,
     pub request_id: String,
-    /// The `Host` header (HTTP/1) or the URI authority (HTTP/2).
+    /// The client's address: the TCP peer's, or the one a trusted proxy forwarded for
+    /// (`server.trusted_proxies`). The login limiter and the access log use this.
+    pub client: IpAddr,
+    /// The scheme the client used: the listener's, or the one a trusted proxy forwarded.
+    pub scheme: &'static str,
+    /// The host the client asked for: a trusted proxy's forwarded host, else the `Host` header
+    /// (HTTP/1) or the URI authority (HTTP/2).
     pub host: Option<String>,
 }
 
@@ -140,17 +154,23 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let client = proxy::resolve(&state.cfg.server.trusted_proxies, conn, req.headers(), host);
     let ctx = Ctx {
         conn,
         request_id: request_id(req.headers()),
-        host,
+        client: client.ip,
+        scheme: client.scheme,
+        host: client.host,
     };
     let method = req.method().clone();
+    let mut req = req;
+    proxy::route_within_base_path(&state.cfg.server.base_path, &mut req);
     let endpoint = router::route(req.uri().path());
     let route = endpoint.as_ref().map_or("unknown", Endpoint::name);
+    let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let result = match endpoint {
         None => Err(ApiError::NotFound),
-        Some(ep) => dispatch(&state, &ctx, ep, req).await,
+        Some(ep) => access::with_bytes_in(bytes_in.clone(), dispatch(&state, &ctx, ep, req)).await,
     };
     let mut resp = result.unwrap_or_else(|e| e.into_response(&ctx.request_id));
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -163,22 +183,39 @@ pub async fn handle(
         .map(|t| t.0.clone())
         .unwrap_or_default();
     let elapsed = started.elapsed();
-    tracing::info!(
-        target: "mtfu::access",
-        request_id = %ctx.request_id,
-        peer = %conn.peer,
-        method = %method,
-        route,
-        status,
-        tenant,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
     let labels = [("route", route.to_owned()), ("status", status.to_string())];
     metrics::counter!("mtfu_requests_total", &labels).increment(1);
     metrics::histogram!("mtfu_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
+    let line = access::Line {
+        request_id: ctx.request_id,
+        client: ctx.client.to_string(),
+        method: method.to_string(),
+        route,
+        status,
+        tenant,
+        started,
+        bytes_in,
+    };
+    let resp = access::log_when_sent(without_body_for_head(&method, resp), line);
     Ok(resp)
+}
+
+/// A `HEAD` request gets the headers of its `GET` and no body: HTTP/1 would drop it anyway,
+/// but an HTTP/2 peer treats body frames after a `HEAD` as a protocol error. The length the
+/// body would have had stays as `Content-Length`.
+fn without_body_for_head(method: &Method, mut resp: Response) -> Response {
+    use http_body::Body as _;
+    if method != Method::HEAD {
+        return resp;
+    }
+    if let Some(n) = resp.body().size_hint().exact()
+        && !resp.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    resp.map(|_| full(Bytes::new()))
 }
 
 /// Method check and authentication per endpoint, then the handler. Like DRF, authentication
@@ -195,9 +232,24 @@ async fn dispatch(
         Endpoint::Token => Err(not_allowed(&method, "POST, OPTIONS")),
         Endpoint::TokenRefresh if method == Method::POST => tokens::refresh(state, req).await,
         Endpoint::TokenRefresh => Err(not_allowed(&method, "POST, OPTIONS")),
+        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics
+            if method != Method::GET && method != Method::HEAD =>
+        {
+            Err(not_allowed(&method, "GET, HEAD"))
+        }
         Endpoint::Healthz => ops::healthz(),
+        Endpoint::AcmeChallenge { token } => match state.acme_http01.get(&token) {
+            Some(key_authorization) => {
+                let mut resp = http::Response::new(full(key_authorization));
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                Ok(resp)
+            }
+            None => Err(ApiError::NotFound),
+        },
         Endpoint::Readyz => ops::readyz(state).await,
         Endpoint::Metrics => ops::metrics(state),
+        Endpoint::OpenApi => openapi::serve(state, ctx, &method),
         Endpoint::Download { tenant, file_id } => match method {
             Method::GET | Method::HEAD => files::download(state, &req, &tenant, &file_id).await,
             _ => Err(not_allowed(&method, "GET, HEAD")),
@@ -215,20 +267,52 @@ async fn dispatch(
                     },
                     m,
                 ) => match *m {
-                    Method::GET => {
+                    // Django answers HEAD like GET (hyper sends no body).
+                    Method::GET | Method::HEAD => {
                         files::resource_files(state, ctx, &req, &tenant, &resource, &resource_id)
                             .await
                     }
                     Method::DELETE => {
                         files::delete_resource(state, &tenant, &resource, &resource_id).await
                     }
-                    _ => Err(not_allowed(&method, "GET, DELETE, OPTIONS")),
+                    _ => Err(not_allowed(&method, "GET, DELETE, HEAD, OPTIONS")),
                 },
-                (_, &Method::GET) => files::list_files(state, &req, &tenant).await,
-                _ => Err(not_allowed(&method, "GET, OPTIONS")),
+                (_, &Method::GET | &Method::HEAD) => files::list_files(state, &req, &tenant).await,
+                _ => Err(not_allowed(&method, "GET, HEAD, OPTIONS")),
             }?;
             resp.extensions_mut().insert(tag);
             Ok(resp)
+        }
+        Endpoint::V2Files
+        | Endpoint::V2File { .. }
+        | Endpoint::V2FileContent { .. }
+        | Endpoint::V2FileUrl { .. }
+        | Endpoint::V2Put { .. }
+        | Endpoint::V2RevokeUrls => {
+            let tenant = authenticate(state, req.headers()).await?;
+            let tag = TenantTag(tenant.name.to_string());
+            let mut resp = v2::handle(state, ctx, ep, req, tenant).await?;
+            resp.extensions_mut().insert(tag);
+            Ok(resp)
+        }
+        Endpoint::V2Usage => {
+            let tenant = authenticate(state, req.headers()).await?;
+            let tag = TenantTag(tenant.name.to_string());
+            let mut resp = match method {
+                Method::GET | Method::HEAD => account::usage(state, &tenant).await,
+                _ => Err(not_allowed(&method, "GET, HEAD")),
+            }?;
+            resp.extensions_mut().insert(tag);
+            Ok(resp)
+        }
+        // Public: a client learns the limits before it has a token.
+        Endpoint::V2Limits => match method {
+            Method::GET | Method::HEAD => account::limits(state),
+            _ => Err(not_allowed(&method, "GET, HEAD")),
+        },
+        // tus answers every outcome itself (each response carries Tus-Resumable).
+        Endpoint::TusUploads | Endpoint::TusUpload { .. } => {
+            Ok(tus::handle(state, ctx, ep, req).await)
         }
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{AppState, ConnInfo, handle};
 
@@ -38,7 +40,14 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(server.max_connections));
     let graceful = GracefulShutdown::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // Every connection's task, so that those still open when the grace period ends can be
+    // cancelled (their uploads clean up from `Drop`, see crate::cleanup) before we return.
+    let mut conns = tokio::task::JoinSet::new();
+    // HTTP/2 serves each stream's request in a task of its own, spawned through this executor,
+    // so that those too can be cancelled and waited for.
+    let streams = StreamExecutor::default();
     loop {
+        while conns.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stopped(&mut stop) => break,
@@ -60,11 +69,12 @@ pub async fn serve(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let cfg = state.cfg.server.clone();
-        tokio::spawn(async move {
+        let executor = streams.clone();
+        conns.spawn(async move {
             let _permit = permit;
             let conn = ConnInfo { peer, scheme };
             let idle = Duration::from_secs(cfg.idle_timeout_secs);
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(executor);
             builder
                 .http1()
                 .timer(TokioTimer::new())
@@ -98,6 +108,10 @@ pub async fn serve(
                             return;
                         }
                     };
+                    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+                        // A TLS-ALPN-01 validation: the handshake was the whole exchange.
+                        return;
+                    }
                     let io = TokioIo::new(IdleTimeout::new(stream, idle));
                     watcher
                         .watch(builder.serve_connection_with_upgrades(io, svc))
@@ -120,7 +134,39 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("grace period over; closing the remaining connections");
+        tracing::warn!(
+            connections = conns.len(),
+            "grace period over; cancelling the remaining requests"
+        );
+        conns.abort_all();
+        streams.cancel.cancel();
+    }
+    while conns.join_next().await.is_some() {}
+    // Cancelled requests ran their `Drop` clean-up (see crate::cleanup) when their task ended.
+    streams.tracker.close();
+    streams.tracker.wait().await;
+}
+
+/// hyper's executor for HTTP/2 streams: tracked tasks that one token cancels.
+#[derive(Clone, Default)]
+struct StreamExecutor {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = fut => {}
+                _ = cancel.cancelled() => {}
+            }
+        });
     }
 }
 

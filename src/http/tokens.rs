@@ -56,7 +56,7 @@ pub async fn obtain(
     let fields = small_form(req, idle(state)).await?;
     let v = required(&fields, &["username", "password"])?;
     let (username, password) = (v[0], v[1]);
-    let ip = ctx.conn.peer.ip();
+    let ip = ctx.client;
     if let Some(wait_secs) = state.auth.limiter.blocked_for(username, ip) {
         return Err(ApiError::Throttled { wait_secs });
     }

@@ -16,9 +16,10 @@ use serde_json::json;
 use super::body::{BodyStream, FormValue, small_form};
 use super::error::ApiError;
 use super::files::file_json;
+use super::proxy::{Capped, request_too_large};
 use super::{AppState, Ctx, Response, json_response};
 use crate::domain::{FileName, Micros, Resource, ResourceId, Tenant, now_micros, parse_rfc3339};
-use crate::service::{ServiceError, Staged};
+use crate::service::{ServiceError, Staged, TypeRule};
 use crate::upload::UploadError;
 
 /// Largest value of a text field (resource, resource_id, flags).
@@ -58,16 +59,30 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    // hyper enforces Content-Length (HTTP/1 and HTTP/2): the file part is smaller.
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The gateway's cap (server.max_request_body) refuses a body it cannot pass before reading
+    // it, when the cap is the tighter limit; when the file-size limit is, the seed's 400 for a
+    // too-large file stays the answer, found while streaming.
+    let cap = state.cfg.server.max_request_body;
+    if let (Some(max), Some(len)) = (cap, declared)
+        && len > max
+        && max <= state.cfg.limits.max_file_size
+    {
+        BodyStream::new(req.into_body(), idle).drain_in_background();
+        return Ok(request_too_large(max, &state.cfg.server.base_path));
+    }
     let form = match multer::parse_boundary(&ct) {
         Ok(boundary) => {
-            // hyper enforces Content-Length (HTTP/1 and HTTP/2): the file part is smaller.
-            let declared = req
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
             let mut body = BodyStream::new(req.into_body(), idle);
-            match read_multipart(state, &tenant, &mut body, boundary, declared).await {
+            let mut capped = Capped::new(&mut body, cap);
+            let read = read_multipart(state, &tenant, &mut capped, boundary, declared).await;
+            let over_cap = capped.exceeded();
+            match read {
                 Ok(form) => form,
                 Err(e) => {
                     if body.timed_out() {
@@ -79,6 +94,9 @@ pub async fn upload(
                     }
                     // Refused early: let the client finish sending so it reads this answer.
                     body.drain_in_background();
+                    if let (true, Some(max)) = (over_cap, cap) {
+                        return Ok(request_too_large(max, &state.cfg.server.base_path));
+                    }
                     return Err(e);
                 }
             }
@@ -106,7 +124,7 @@ pub async fn upload(
 async fn read_multipart(
     state: &AppState,
     tenant: &Tenant,
-    body: &mut BodyStream,
+    body: &mut Capped<&mut BodyStream>,
     boundary: String,
     declared: Option<u64>,
 ) -> Result<Form, ApiError> {
@@ -131,13 +149,15 @@ async fn read_multipart(
                 // The part's bytes are skipped by the next `next_field`, never stored.
                 Err(msg) => form.file_error = Some(msg),
                 Ok(file_name) => {
-                    let content_type = field
-                        .content_type()
-                        .map(|m| m.essence_str().to_owned())
-                        .unwrap_or_else(|| "application/octet-stream".into());
-                    let staged = state
+                    let claimed = field.content_type().map(|m| m.essence_str().to_owned());
+                    let rule = TypeRule {
+                        claimed: claimed.as_deref(),
+                        file_name: file_name.as_str(),
+                        allowed: &state.cfg.limits.allowed_content_types,
+                    };
+                    let (staged, content_type) = state
                         .files
-                        .stage(tenant, &mut field, limit, declared)
+                        .stage_typed(tenant, &mut field, limit, declared, rule)
                         .await?;
                     form.file = Some(StagedFile {
                         staged,
@@ -174,7 +194,7 @@ async fn read_multipart(
 }
 
 /// DRF's BooleanField.
-fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
         "false" | "0" | "no" | "off" | "f" | "n" | "" => Some(false),
@@ -182,8 +202,14 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// Longest `expires_in`: 100 years. Beyond some such bound the expiry is no longer a time a
+/// response can state (years past 9999 are not RFC 3339).
+pub(crate) const MAX_EXPIRES_IN_SECS: i64 = 3_155_760_000;
+/// Latest `expire_at` accepted: 9999-12-31T23:59:59.999999Z, the last RFC 3339 instant.
+pub(crate) const LATEST_EXPIRE_AT: Micros = 253_402_300_799_999_999;
+
 /// `expires_in` (seconds) or `expire_at` (RFC 3339), else the configured default TTL.
-fn expiry(
+pub(crate) fn expiry(
     text: &BTreeMap<String, String>,
     default_ttl: Option<u64>,
     errors: &mut BTreeMap<String, Vec<String>>,
@@ -201,6 +227,10 @@ fn expiry(
             "Give either expires_in or expire_at, not both.",
         ),
         (Some(s), None) => match s.trim().parse::<i64>() {
+            Ok(n) if n > MAX_EXPIRES_IN_SECS => err(
+                "expires_in",
+                &format!("Ensure this value is less than or equal to {MAX_EXPIRES_IN_SECS}."),
+            ),
             Ok(n) if n >= 1 => Some(now.saturating_add(n.saturating_mul(1_000_000))),
             Ok(_) => err(
                 "expires_in",
@@ -209,6 +239,7 @@ fn expiry(
             Err(_) => err("expires_in", "A valid integer is required."),
         },
         (None, Some(s)) => match parse_rfc3339(s) {
+            Some(t) if t > LATEST_EXPIRE_AT => err("expire_at", "Must be before the year 10000."),
             Some(t) if t > now => Some(t),
             Some(_) => err("expire_at", "Must be in the future."),
             None => err(

@@ -22,8 +22,12 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::config::PostgresConfig;
 use crate::domain::{
-    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
+    BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
+    TenantName,
 };
+
+mod quota;
+mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -36,6 +40,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_public_listing_indexes",
         include_str!("../../migrations/postgres/0002_public_listing_indexes.sql"),
+    ),
+    (
+        3,
+        "0003_v2",
+        include_str!("../../migrations/postgres/0003_v2.sql"),
+    ),
+    (
+        4,
+        "0004_quotas",
+        include_str!("../../migrations/postgres/0004_quotas.sql"),
+    ),
+    (
+        5,
+        "0005_tus",
+        include_str!("../../migrations/postgres/0005_tus.sql"),
     ),
 ];
 
@@ -525,6 +544,11 @@ impl MetaBackend for Postgres {
                  version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
         )
         .await?;
+        let newest: Option<i64> = tx
+            .query_one("SELECT max(version) FROM schema_migrations", &[])
+            .await?
+            .try_get(0)?;
+        super::refuse_newer_schema(newest, MIGRATIONS)?;
         let mut ran = 0;
         for (version, name, sql) in MIGRATIONS {
             let done: bool = tx
@@ -1002,6 +1026,115 @@ impl MetaBackend for Postgres {
                     &[&now],
                 )
                 .await?)
+            })
+        })
+        .await
+    }
+
+    // The v2 file routes and signed-link revocation.
+
+    async fn visible_file(
+        &self,
+        viewer: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<FileRecord>> {
+        let (id, viewer) = (id.as_str().to_owned(), viewer.id.0);
+        self.with(move |c| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                     WHERE f.id = $1 AND f.deleted_at IS NULL
+                       AND (f.expire_at IS NULL OR f.expire_at > $3)
+                       AND (f.tenant_id = $2 OR f.is_public)"
+                );
+                let st = c.prepare_cached(&sql).await?;
+                let row = c.query_opt(&st, &[&id, &viewer, &now]).await?;
+                row.as_ref().map(file_from_row).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<BlobKey>> {
+        let (id, tid) = (id.as_str().to_owned(), tenant.id.0);
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "UPDATE files SET deleted_at = $3 WHERE id = $1 AND tenant_id = $2
+                           AND deleted_at IS NULL AND (expire_at IS NULL OR expire_at > $3)
+                         RETURNING blob_key",
+                        &[&id, &tid, &now],
+                    )
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let key: String = row.try_get(0)?;
+                Ok(BlobKey::from_stored(&key))
+            })
+        })
+        .await
+    }
+
+    async fn delete_files_returning(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        resource_id: &ResourceId,
+        now: Micros,
+    ) -> MetaResult<Vec<BlobKey>> {
+        let (tid, r, rid) = (
+            tenant.id.0,
+            resource.as_str().to_owned(),
+            resource_id.as_str().to_owned(),
+        );
+        self.with(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "UPDATE files SET deleted_at = $4 WHERE tenant_id = $1 AND resource = $2
+                           AND resource_id = $3 AND deleted_at IS NULL
+                         RETURNING blob_key",
+                        &[&tid, &r, &rid, &now],
+                    )
+                    .await?;
+                keys_from_rows(&rows)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_urls(&self, tenant: TenantId, at: Micros) -> MetaResult<Option<Micros>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "UPDATE tenants SET urls_revoked_before = GREATEST(urls_revoked_before, $2)
+                         WHERE id = $1 RETURNING urls_revoked_before",
+                        &[&tenant.0, &at],
+                    )
+                    .await?;
+                row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+            })
+        })
+        .await
+    }
+
+    async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT urls_revoked_before FROM tenants WHERE id = $1",
+                        &[&tenant.0],
+                    )
+                    .await?;
+                row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
             })
         })
         .await

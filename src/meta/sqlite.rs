@@ -14,7 +14,8 @@ use tokio::sync::Semaphore;
 
 use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::domain::{
-    BlobKey, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId, TenantName,
+    BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
+    TenantName,
 };
 
 /// Connections kept open. SQLite serialises writers anyway; a few readers let listings run
@@ -22,6 +23,9 @@ use crate::domain::{
 const POOL_SIZE: usize = 4;
 /// How long a writer waits for SQLite's lock before the request fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+mod quota;
+mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -34,6 +38,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_public_listing_indexes",
         include_str!("../../migrations/sqlite/0002_public_listing_indexes.sql"),
+    ),
+    (
+        3,
+        "0003_v2",
+        include_str!("../../migrations/sqlite/0003_v2.sql"),
+    ),
+    (
+        4,
+        "0004_quotas",
+        include_str!("../../migrations/sqlite/0004_quotas.sql"),
+    ),
+    (
+        5,
+        "0005_tus",
+        include_str!("../../migrations/sqlite/0005_tus.sql"),
     ),
 ];
 
@@ -231,6 +250,9 @@ impl MetaBackend for Sqlite {
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
                      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
             )?;
+            let newest: Option<i64> =
+                c.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+            super::refuse_newer_schema(newest, MIGRATIONS)?;
             let mut ran = 0;
             for (version, name, sql) in MIGRATIONS {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -654,6 +676,105 @@ impl MetaBackend for Sqlite {
         })
         .await
     }
+
+    // The v2 file routes and signed-link revocation.
+
+    async fn visible_file(
+        &self,
+        viewer: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<FileRecord>> {
+        let (id, viewer) = (id.as_str().to_owned(), viewer.id.0);
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
+                 WHERE f.id = ?1 AND f.deleted_at IS NULL
+                   AND (f.expire_at IS NULL OR f.expire_at > ?3)
+                   AND (f.tenant_id = ?2 OR f.is_public = 1)"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            Ok(st
+                .query_row(params![id, viewer, now], file_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: &FileId,
+        now: Micros,
+    ) -> MetaResult<Option<BlobKey>> {
+        let (id, tid) = (id.as_str().to_owned(), tenant.id.0);
+        self.with(move |c| {
+            let key: Option<String> = c
+                .query_row(
+                    "UPDATE files SET deleted_at = ?3 WHERE id = ?1 AND tenant_id = ?2
+                       AND deleted_at IS NULL AND (expire_at IS NULL OR expire_at > ?3)
+                     RETURNING blob_key",
+                    params![id, tid, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(key.and_then(|k| BlobKey::from_stored(&k)))
+        })
+        .await
+    }
+
+    async fn delete_files_returning(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        resource_id: &ResourceId,
+        now: Micros,
+    ) -> MetaResult<Vec<BlobKey>> {
+        let (tid, r, rid) = (
+            tenant.id.0,
+            resource.as_str().to_owned(),
+            resource_id.as_str().to_owned(),
+        );
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "UPDATE files SET deleted_at = ?4 WHERE tenant_id = ?1 AND resource = ?2
+                   AND resource_id = ?3 AND deleted_at IS NULL
+                 RETURNING blob_key",
+            )?;
+            let rows = st.query_map(params![tid, r, rid, now], |r| r.get::<_, String>(0))?;
+            let keys = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| BlobKey::from_stored(k))
+                .collect())
+        })
+        .await
+    }
+
+    async fn revoke_urls(&self, tenant: TenantId, at: Micros) -> MetaResult<Option<Micros>> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "UPDATE tenants SET urls_revoked_before = MAX(urls_revoked_before, ?2)
+                 WHERE id = ?1 RETURNING urls_revoked_before",
+                params![tenant.0, at],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT urls_revoked_before FROM tenants WHERE id = ?1",
+                [tenant.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -685,6 +806,27 @@ mod tests {
             .expect("open");
         assert_eq!(db.migrate().await.expect("first"), MIGRATIONS.len());
         assert_eq!(db.migrate().await.expect("second"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_schema_from_a_newer_mtfu_is_refused() {
+        use crate::meta::MetaBackend;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = super::Sqlite::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        db.migrate().await.expect("migrate");
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 0)",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("insert");
+        let err = db.migrate().await.expect_err("refused").to_string();
+        assert!(err.contains("migration 999, newer than this mtfu"), "{err}");
     }
 
     #[tokio::test]

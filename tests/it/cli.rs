@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -46,12 +47,21 @@ pub struct ChildServer {
 
 impl ChildServer {
     pub fn start(dir: &Path) -> ChildServer {
+        Self::start_with(dir, &[])
+    }
+
+    /// Start `mtfu serve` on `dir` with extra environment variables (`MTFU_...` settings).
+    pub fn start_with(dir: &Path, env: &[(&str, String)]) -> ChildServer {
         let mut proc = Command::new(env!("CARGO_BIN_EXE_mtfu"))
             .arg("serve")
             .env("MTFU_SERVER__DATA_DIR", dir)
             .env("MTFU_SERVER__LISTEN", "127.0.0.1:0")
             .env("MTFU_LIMITS__MAX_FILE_SIZE", "1073741824")
-            .env("MTFU_LOG", "warn")
+            .env(
+                "MTFU_LOG",
+                std::env::var("MTFU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -71,8 +81,16 @@ impl ChildServer {
                 break;
             }
         }
-        // Keep reading, so the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep reading, so the server never writes into a closed pipe; MTFU_TEST_CHILD_LOG=1
+        // shows what it logs (set MTFU_LOG too).
+        let show = std::env::var_os("MTFU_TEST_CHILD_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if show {
+                    eprintln!("[mtfu] {line}");
+                }
+            }
+        });
         assert_ne!(port, 0, "mtfu serve did not report its address");
         ChildServer {
             proc,
@@ -99,6 +117,27 @@ impl ChildServer {
         assert_eq!(r.status(), 200);
         let v: serde_json::Value = r.json().await.expect("json");
         v["access"].as_str().expect("access").to_owned()
+    }
+
+    /// Send SIGTERM and wait (up to `limit`) for the process to exit; its exit status.
+    pub async fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.proc.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.proc.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mtfu did not exit within {limit:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn kill9(&self) {

@@ -5,13 +5,23 @@
 mod store;
 mod helpers;
 mod pg;
+mod quota;
 
+mod acme;
 mod cli;
 mod concurrency;
 mod gc;
+mod openapi;
+mod proxy;
 mod robustness;
 mod s3;
 mod seed;
 mod server;
+mod shutdown;
+mod tls;
 mod tokens;
+mod tus;
+mod tus_interop;
+mod tus_nodes;
+mod v2;
 mod visibility;

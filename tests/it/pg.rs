@@ -407,6 +407,23 @@ async fn the_api_answers_503_while_the_database_is_gone_and_recovers() {
                 .await
                 .expect("readyz");
             assert_eq!(ready.status(), 503);
+            let metrics = app
+                .client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with("mtfu_store_errors_total")
+                        && l.contains("store=\"metadata\"")
+                        && l.contains("kind=\"unavailable\"")),
+                "the outage is counted in /metrics"
+            );
 
             admin
                 .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))

@@ -78,6 +78,21 @@ impl S3Server {
         format!("http://{}", self.addr)
     }
 
+    /// The same settings as [`S3Server::configure`], as `MTFU_*` variables for a child process.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MTFU_BLOBS__BACKEND", "s3".into()),
+            ("MTFU_BLOBS__S3__BUCKET", BUCKET.into()),
+            ("MTFU_BLOBS__S3__REGION", "us-east-1".into()),
+            ("MTFU_BLOBS__S3__ENDPOINT_URL", self.endpoint()),
+            ("MTFU_BLOBS__S3__FORCE_PATH_STYLE", "true".into()),
+            ("MTFU_BLOBS__S3__ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("MTFU_BLOBS__S3__SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("MTFU_BLOBS__S3__KEY_PREFIX", "files/".into()),
+            ("MTFU_BLOBS__S3__PART_SIZE", PART.to_string()),
+        ]
+    }
+
     /// Point `cfg` at this server.
     pub fn configure(&self, cfg: &mut Config) {
         cfg.blobs.backend = BlobBackendKind::S3;

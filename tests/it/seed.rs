@@ -336,6 +336,19 @@ pub async fn wrong_methods_get_405_after_authentication() {
         .await
         .expect("send");
     assert_eq!(r.status(), 405);
+    // Like Django, HEAD is answered as GET, without a body.
+    app.upload(&t, "product", "1", "a.txt", b"abc").await;
+    for path in ["/api/files/product/1", "/api/list_files"] {
+        let r = app
+            .client
+            .head(app.url(path))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.bytes().await.expect("body").is_empty(), "{path}");
+    }
 }
 
 pub async fn every_response_carries_a_request_id_and_echoes_the_clients() {

@@ -152,9 +152,12 @@ pub async fn readyz_and_metrics_answer() {
         .expect("text");
     for name in [
         "mtfu_requests_total",
-        "mtfu_request_duration_seconds",
+        // A histogram (buckets), not a summary: it aggregates across nodes.
+        "mtfu_request_duration_seconds_bucket",
         "mtfu_buffer_bytes_high_water",
         "mtfu_upload_bytes_total",
+        "mtfu_request_body_bytes_total{route=\"upload\"}",
+        "mtfu_response_body_bytes_total{route=\"upload\"}",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }

@@ -151,7 +151,7 @@ pub async fn a_signed_url_returns_the_exact_bytes_and_nothing_once_tampered_or_d
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(
         r.headers()["content-disposition"],
-        "attachment; filename*=UTF-8''d.bin"
+        "attachment; filename=\"d.bin\"; filename*=UTF-8''d.bin"
     );
     assert_eq!(r.bytes().await.expect("bytes").to_vec(), data);
 

@@ -1,0 +1,101 @@
+//! Quota admission for one upload: the tenant's reservation grows ahead of the bytes that
+//! arrive (see [`crate::meta::quota`] for the invariant), so an upload over quota stops at the
+//! chunk that would pass it and keeps nothing.
+
+use crate::domain::{BlobKey, TenantId, now_micros};
+use crate::meta::Meta;
+use crate::meta::quota::{Defaults, Reserved};
+use crate::upload::{Admit, UploadError};
+
+/// Reservations grow by at least this much, and by half of what is held (so a large upload
+/// needs a logarithmic number of metadata round trips), never past what the quota has room for.
+const MIN_STEP: u64 = 64 * 1024;
+
+/// The quota reservation of one upload in flight.
+pub struct Reservation {
+    meta: Meta,
+    tenant: TenantId,
+    key: BlobKey,
+    defaults: Defaults,
+    /// Bytes held; `None`: the tenant has no limit, nothing is held.
+    held: Option<u64>,
+}
+
+impl Reservation {
+    /// Take the first reservation for the upload `key`: one file, and `expected` bytes (or as
+    /// many of them as fit; at least `at_least`). Fails with [`UploadError::QuotaExceeded`] when
+    /// not even that fits.
+    pub async fn begin(
+        meta: &Meta,
+        tenant: TenantId,
+        key: &BlobKey,
+        defaults: Defaults,
+        at_least: u64,
+        expected: u64,
+    ) -> Result<Reservation, UploadError> {
+        let held = match meta
+            .reserve(
+                tenant,
+                key,
+                at_least,
+                expected.max(at_least),
+                defaults,
+                now_micros(),
+            )
+            .await?
+        {
+            Reserved::Unlimited => None,
+            Reserved::Held(n) => Some(n),
+            Reserved::Exceeded => return Err(UploadError::QuotaExceeded),
+        };
+        Ok(Reservation {
+            meta: meta.clone(),
+            tenant,
+            key: key.clone(),
+            defaults,
+            held,
+        })
+    }
+
+    /// Bytes held (`None`: no limit applies).
+    pub fn held(&self) -> Option<u64> {
+        self.held
+    }
+}
+
+#[async_trait::async_trait]
+impl Admit for Reservation {
+    async fn admit(&mut self, total: u64) -> Result<(), UploadError> {
+        let Some(held) = self.held else {
+            return Ok(());
+        };
+        if total <= held {
+            return Ok(());
+        }
+        let need = total - held;
+        let want = need.max(MIN_STEP).max(held / 2);
+        match self
+            .meta
+            .reserve(
+                self.tenant,
+                &self.key,
+                need,
+                want,
+                self.defaults,
+                now_micros(),
+            )
+            .await?
+        {
+            Reserved::Held(n) => {
+                self.held = Some(n);
+                Ok(())
+            }
+            // The limits were lifted meanwhile.
+            Reserved::Unlimited => {
+                self.held = None;
+                Ok(())
+            }
+            Reserved::Exceeded => Err(UploadError::QuotaExceeded),
+        }
+    }
+}
