@@ -32,6 +32,7 @@ pub struct BodyStream {
     sleep: Pin<Box<Sleep>>,
     armed: bool,
     timed_out: bool,
+    ended: bool,
 }
 
 impl BodyStream {
@@ -42,12 +43,19 @@ impl BodyStream {
             sleep: Box::pin(tokio::time::sleep(idle)),
             armed: false,
             timed_out: false,
+            ended: false,
         }
     }
 
     /// Whether the stream ended because the client went silent.
     pub fn timed_out(&self) -> bool {
         self.timed_out
+    }
+
+    /// Whether the transport reported the end of the body (which HTTP/2 also does for a stream
+    /// the peer reset with NO_ERROR, whatever Content-Length said).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Read and discard what is left, within the drain bounds, in the background.
@@ -75,11 +83,15 @@ impl Stream for BodyStream {
                 Poll::Ready(Some(Ok(frame))) => {
                     this.armed = false;
                     if let Ok(data) = frame.into_data() {
+                        super::access::count_in(data.len());
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
                 Poll::Pending => {
                     if !this.armed {
                         this.sleep.as_mut().reset(Instant::now() + this.idle);
@@ -94,6 +106,60 @@ impl Stream for BodyStream {
             }
         }
     }
+}
+
+/// A stream that reports its end one poll late: when the inner stream ends, it first answers
+/// `Pending` (waking itself at once), and `None` on the next poll.
+///
+/// For multer 3.1: while looking for the first boundary it polls the body twice in one call and,
+/// if the second poll brings the rest of the body *and* its end, answers "incomplete multipart
+/// stream" without looking at what it just read. That happens when the first poll finds nothing
+/// yet (the body's frames still on their way) and the whole body arrives before the second, which
+/// a small upload over HTTP/2 does now and then. Ending one poll late means that no poll which
+/// brings data also brings the end, so multer looks at the data before it sees the end.
+pub struct DeferEof<S> {
+    inner: S,
+    ended: bool,
+}
+
+impl<S> DeferEof<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            ended: false,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for DeferEof<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+/// multer's parser over a streamed body, with the end of the body deferred (see [`DeferEof`]).
+pub fn multipart<'r, S, E>(
+    body: S,
+    boundary: String,
+    constraints: multer::Constraints,
+) -> multer::Multipart<'r>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'r,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'r,
+{
+    multer::Multipart::with_constraints(DeferEof::new(body), boundary, constraints)
 }
 
 /// Read a whole small body (token requests, forms), refusing more than `max` bytes.
@@ -191,4 +257,90 @@ pub async fn small_form(
         _ => return Err(ApiError::UnsupportedMediaType(ct)),
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// A body whose first poll finds nothing yet and whose next poll finds all of it and its end:
+    /// what an HTTP/2 stream looks like when the whole body lands between two polls.
+    fn late_body(chunks: Vec<&'static str>) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+        let mut queue: VecDeque<Bytes> = chunks.into_iter().map(Bytes::from).collect();
+        let mut first = true;
+        futures_util::stream::poll_fn(move |cx| {
+            if std::mem::take(&mut first) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(queue.pop_front().map(Ok))
+        })
+    }
+
+    /// The frames reqwest sends for a small form (one text field, one file), as they were seen
+    /// when multer answered "incomplete multipart stream" for this complete body.
+    const FORM: [&str; 10] = [
+        "--XYZ\r\n",
+        "Content-Disposition: form-data; name=\"resource\"\r\n\r\n",
+        "doc",
+        "\r\n",
+        "--XYZ\r\n",
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n",
+        "y",
+        "\r\n",
+        "--XYZ--\r\n",
+        "",
+    ];
+
+    #[tokio::test]
+    async fn a_form_that_arrives_whole_between_two_polls_is_parsed() {
+        let mut mp = multipart(
+            Box::pin(late_body(FORM.to_vec())),
+            "XYZ".into(),
+            multer::Constraints::new(),
+        );
+        let mut seen = Vec::new();
+        while let Some(field) = mp.next_field().await.expect("a complete form") {
+            let name = field.name().unwrap_or_default().to_owned();
+            seen.push((name, field.text().await.expect("field")));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("resource".into(), "doc".into()),
+                ("file".into(), "y".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_form_cut_short_is_still_incomplete() {
+        let mut mp = multipart(
+            Box::pin(late_body(FORM[..7].to_vec())),
+            "XYZ".into(),
+            multer::Constraints::new(),
+        );
+        let mut error = None;
+        loop {
+            match mp.next_field().await {
+                Ok(Some(field)) => {
+                    if let Err(e) = field.text().await {
+                        error = Some(e);
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(
+            matches!(error, Some(multer::Error::IncompleteFieldData { .. })),
+            "{error:?}"
+        );
+    }
 }

@@ -377,6 +377,11 @@ impl<S> Capped<S> {
     pub fn exceeded(&self) -> bool {
         self.exceeded
     }
+
+    /// Bytes the inner stream has yielded so far.
+    pub fn received(&self) -> u64 {
+        self.seen
+    }
 }
 
 impl<S, E> Stream for Capped<S>

@@ -13,7 +13,7 @@ use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::body::{BodyStream, FormValue, small_form};
+use super::body::{BodyStream, FormValue, multipart, small_form};
 use super::error::ApiError;
 use super::files::file_json;
 use super::proxy::{Capped, request_too_large};
@@ -82,9 +82,20 @@ pub async fn upload(
             let mut capped = Capped::new(&mut body, cap);
             let read = read_multipart(state, &tenant, &mut capped, boundary, declared).await;
             let over_cap = capped.exceeded();
+            let received = capped.received();
             match read {
                 Ok(form) => form,
                 Err(e) => {
+                    if let Some(len) = declared.filter(|&len| body.ended() && received < len) {
+                        // The transport ended the body before its declared length (an HTTP/2
+                        // stream reset by the peer, a connection closed): say so in the log,
+                        // the client only sees the parse error.
+                        tracing::warn!(
+                            received,
+                            declared = len,
+                            "upload body ended before its Content-Length"
+                        );
+                    }
                     if body.timed_out() {
                         return Err(ApiError::Detail {
                             status: StatusCode::REQUEST_TIMEOUT,
@@ -132,7 +143,7 @@ async fn read_multipart(
     let too_large = || ApiError::from(ServiceError::Upload(UploadError::TooLarge { limit }));
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(limit.saturating_add(FORM_OVERHEAD)));
-    let mut mp = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut mp = multipart(body, boundary, constraints);
     let mut form = Form::default();
     let parse_error = |e: multer::Error| match e {
         multer::Error::StreamSizeExceeded { .. } => too_large(),

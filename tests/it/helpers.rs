@@ -71,8 +71,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// The in-process servers' log: what `MTFU_TEST_LOG` selects (tracing's filter syntax), by
+/// default only the warnings that explain a transport cutting an upload short, so that CI output
+/// carries them next to a failure without the noise of the refusals the tests provoke.
+fn init_log() {
+    let filter =
+        std::env::var("MTFU_TEST_LOG").unwrap_or_else(|_| "mtfu::http::upload=warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
 /// Start the server with tenants john1..john3 (password `test`), after `tweak` edits the config.
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    init_log();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(dir.path());
     let s3 = crate::store::configure(&mut cfg).await;
