@@ -302,6 +302,13 @@ async fn get(client: &reqwest::Client, url: &str, token: &str, host: &str) -> (u
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The link of the first file a listing through the proxy shows.
+async fn first_link(client: &reqwest::Client, url: &str, token: &str, host: &str) -> String {
+    let (s, body) = get(client, url, token, host).await;
+    assert_eq!(s, 200, "{body}");
+    body["files"][0]["url"].as_str().expect("url").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_carry_the_forwarded_proto_host_and_the_base_path() {
     let Some((_app, nginx)) = app_behind_nginx(|_| {}).await else {
@@ -343,15 +350,13 @@ async fn links_carry_the_forwarded_proto_host_and_the_base_path() {
     assert_eq!(r.bytes().await.expect("body").to_vec(), data);
 
     // The listing's links, X-Forwarded-* style...
-    let (s, body) = get(
+    let url = first_link(
         &c,
         &nginx.xff_url("/prod/api/files/product/1"),
         &token,
         "files.example.com",
     )
     .await;
-    assert_eq!(s, 200, "{body}");
-    let url = body["files"][0]["url"].as_str().expect("url");
     assert!(
         url.starts_with("https://files.example.com/prod/dl/"),
         "{url}"
@@ -362,15 +367,13 @@ async fn links_carry_the_forwarded_proto_host_and_the_base_path() {
         .local_address(nginx.fwd_client_ip())
         .build()
         .expect("client");
-    let (s, body) = get(
+    let url = first_link(
         &c6,
         &nginx.fwd_url("/prod/api/files/product/1"),
         &token,
         "cdn.example.org:8443",
     )
     .await;
-    assert_eq!(s, 200, "{body}");
-    let url = body["files"][0]["url"].as_str().expect("url");
     assert!(
         url.starts_with("https://cdn.example.org:8443/prod/dl/"),
         "{url}"
