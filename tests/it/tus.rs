@@ -916,6 +916,22 @@ pub async fn an_upload_resumes_after_a_server_restart() {
     assert_eq!(leftovers(dir.path(), s3.as_ref()), Vec::<String>::new());
 }
 
+/// A request body that sends `d[..at]` at once and the rest when the sender is used (or dropped).
+fn held_body(d: &[u8], at: usize) -> (reqwest::Body, tokio::sync::oneshot::Sender<()>) {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (first, second) = (
+        Bytes::copy_from_slice(&d[..at]),
+        Bytes::copy_from_slice(&d[at..]),
+    );
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
+        futures_util::stream::once(async move {
+            let _ = go_rx.await;
+            Ok(second)
+        }),
+    );
+    (reqwest::Body::wrap_stream(body), go_tx)
+}
+
 pub async fn a_second_patch_while_one_runs_is_refused_and_nothing_mixes() {
     let app = spawn_with(|c| c.limits.max_file_size = 32 << 20).await;
     let t = Tus::of(&app, "john1").await;
@@ -924,25 +940,11 @@ pub async fn a_second_patch_while_one_runs_is_refused_and_nothing_mixes() {
     let id = url.rsplit('/').next().expect("id").to_owned();
 
     // A PATCH whose body waits half-way for a signal.
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let (first, second) = (
-        Bytes::copy_from_slice(&d[..MIB]),
-        Bytes::copy_from_slice(&d[MIB..]),
-    );
-    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
-        futures_util::stream::once(async move {
-            let _ = go_rx.await;
-            Ok(second)
-        }),
-    );
+    let (body, go_tx) = held_body(&d, MIB);
     let slow = {
         let t = t.clone();
         let url = url.clone();
-        tokio::spawn(async move {
-            t.patch_with(&url, 0, reqwest::Body::wrap_stream(body), None)
-                .await
-                .status()
-        })
+        tokio::spawn(async move { t.patch_with(&url, 0, body, None).await.status() })
     };
     assert!(
         leased(&app.state, "john1", &id).await,
@@ -1048,24 +1050,10 @@ pub async fn a_patch_that_stalls_past_its_lease_loses_the_upload() {
     let d = data(2 * MIB, 16);
     let url = t.start(d.len() as u64, &product("stalled.bin")).await;
     let id = url.rsplit('/').next().expect("id").to_owned();
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let (first, second) = (
-        Bytes::copy_from_slice(&d[..MIB]),
-        Bytes::copy_from_slice(&d[MIB..]),
-    );
-    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
-        futures_util::stream::once(async move {
-            let _ = go_rx.await;
-            Ok(second)
-        }),
-    );
+    let (body, go_tx) = held_body(&d, MIB);
     let slow = {
         let (t, url) = (t.clone(), url.clone());
-        tokio::spawn(async move {
-            t.patch_with(&url, 0, reqwest::Body::wrap_stream(body), None)
-                .await
-                .status()
-        })
+        tokio::spawn(async move { t.patch_with(&url, 0, body, None).await.status() })
     };
     assert!(leased(&app.state, "john1", &id).await);
     // Another writer takes the upload once the stalled one's lease has lapsed.
