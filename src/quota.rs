@@ -11,6 +11,14 @@ use crate::upload::{Admit, UploadError};
 /// needs a logarithmic number of metadata round trips), never past what the quota has room for.
 const MIN_STEP: u64 = 64 * 1024;
 
+/// Drop the quota reservation of a finished or abandoned upload (best effort: gc drops a
+/// reservation whose upload is gone).
+pub async fn release(meta: &Meta, key: &BlobKey) {
+    if let Err(e) = meta.release(key).await {
+        tracing::warn!(%key, error = %e, "could not release a quota reservation; gc will");
+    }
+}
+
 /// The quota reservation of one upload in flight.
 pub struct Reservation {
     meta: Meta,
@@ -19,6 +27,7 @@ pub struct Reservation {
     defaults: Defaults,
     /// Bytes held; `None`: the tenant has no limit, nothing is held.
     held: Option<u64>,
+    recorded: bool,
 }
 
 impl Reservation {
@@ -54,12 +63,20 @@ impl Reservation {
             key: key.clone(),
             defaults,
             held,
+            recorded: held.is_some(),
         })
     }
 
     /// Bytes held (`None`: no limit applies).
     pub fn held(&self) -> Option<u64> {
         self.held
+    }
+
+    /// Whether a reservation row may exist for this upload, to be released when it ends: one
+    /// was taken at the start (limits lifted since leave it in place). A tenant without limits
+    /// never gets one, so its uploads need no release, and no metadata write for it.
+    pub fn recorded(&self) -> bool {
+        self.recorded
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Files {
 struct Pending {
     key: Option<BlobKey>,
     files: Files,
+    /// Whether a quota reservation may be held under the key (see [`Reservation::recorded`]):
+    /// true until the upload's reservation says otherwise.
+    reserved: bool,
 }
 
 impl Pending {
@@ -73,8 +76,8 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let files = self.files.clone();
-            let _ = crate::cleanup::spawn(async move { discard(&files, &key).await });
+            let (files, reserved) = (self.files.clone(), self.reserved);
+            let _ = crate::cleanup::spawn(async move { discard(&files, &key, reserved).await });
         }
     }
 }
@@ -90,13 +93,15 @@ impl Staged {
     /// Remove the blob and the intent now.
     pub async fn discard(mut self) {
         if let Some(key) = self.pending.disarm() {
-            discard(&self.pending.files, &key).await;
+            discard(&self.pending.files, &key, self.pending.reserved).await;
         }
     }
 }
 
-async fn discard(files: &Files, key: &BlobKey) {
-    release(files, key).await;
+async fn discard(files: &Files, key: &BlobKey, reserved: bool) {
+    if reserved {
+        crate::quota::release(&files.meta, key).await;
+    }
     if let Err(e) = files.blob.delete(key).await {
         tracing::warn!(%key, error = %e, "could not remove an abandoned blob; gc will");
         return;
@@ -106,13 +111,6 @@ async fn discard(files: &Files, key: &BlobKey) {
         return;
     }
     tracing::debug!(%key, "abandoned upload removed");
-}
-
-/// Drop the quota reservation of `key` (best effort: gc drops it once its intent is gone).
-async fn release(files: &Files, key: &BlobKey) {
-    if let Err(e) = files.meta.release(key).await {
-        tracing::warn!(%key, error = %e, "could not release a quota reservation; gc will");
-    }
 }
 
 /// Django Paginator's numbers for one page, as the seed service returned them.
@@ -161,6 +159,7 @@ impl Files {
         let mut pending = Pending {
             key: Some(key.clone()),
             files: self.clone(),
+            reserved: true,
         };
         metrics::gauge!("mtfu_uploads_in_flight").increment(1.0);
         let result = async {
@@ -175,6 +174,7 @@ impl Files {
                 declared.map_or(QUOTA_FIRST_STEP, |d| d.min(limit)),
             )
             .await?;
+            pending.reserved = quota.recorded();
             let writer = self.blob.create(&key, max_size).await?;
             Ok::<_, ServiceError>(stream_to_blob(body, writer, limit, &mut quota).await?)
         }
@@ -183,14 +183,15 @@ impl Files {
         match result {
             Ok(stored) => Ok(Staged { pending, stored }),
             Err(e) => {
-                // The writer was aborted; only the intent is left.
                 // The writer was aborted; the reservation and the intent are left. They are
                 // dropped by a tracked task, awaited here: cancelling this request (a shutdown's
                 // grace period ending) must not cut that short.
                 pending.disarm();
-                let files = self.clone();
+                let (files, reserved) = (self.clone(), pending.reserved);
                 let task = crate::cleanup::spawn(async move {
-                    release(&files, &key).await;
+                    if reserved {
+                        crate::quota::release(&files.meta, &key).await;
+                    }
                     if let Err(m) = files.meta.drop_intent(&key).await {
                         tracing::warn!(%key, error = %m, "could not drop an upload intent; gc will");
                     }
@@ -306,7 +307,9 @@ impl Files {
         staged.pending.disarm();
         let (record, replaced) = committed?;
         // The file counts now; its reservation is no longer needed.
-        release(self, &record.blob_key).await;
+        if staged.pending.reserved {
+            crate::quota::release(&self.meta, &record.blob_key).await;
+        }
         let was_replaced = replaced.is_some();
         if let Some(old) = replaced {
             // Best effort: the key is in the garbage table until this succeeds.

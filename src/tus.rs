@@ -353,16 +353,8 @@ impl Tus {
         discard(self.meta(), self.blob(), &s.up).await?;
         self.meta().tus_delete(&s.up.id, &s.lease.token).await?;
         s.lease.armed = false;
-        release_quota(self.meta(), &s.up.blob_key).await;
+        crate::quota::release(self.meta(), &s.up.blob_key).await;
         Ok(())
-    }
-}
-
-/// Drop the quota reservation of a finished or abandoned upload (best effort: gc drops a
-/// reservation whose upload is gone).
-pub(crate) async fn release_quota(meta: &Meta, key: &BlobKey) {
-    if let Err(e) = meta.release(key).await {
-        tracing::warn!(%key, error = %e, "could not release a quota reservation; gc will");
     }
 }
 
@@ -413,7 +405,7 @@ pub async fn reap_expired(
             match discard(meta, blob, &up).await {
                 Ok(()) => {
                     meta.tus_delete(&up.id, &token).await?;
-                    release_quota(meta, &up.blob_key).await;
+                    crate::quota::release(meta, &up.blob_key).await;
                     done.push(up.blob_key);
                 }
                 Err(e) => {

@@ -366,7 +366,7 @@ impl Session {
                     blob.delete(&up.blob_key).await?;
                     meta.tus_delete(&up.id, &self.lease.token).await?;
                     self.lease.armed = false;
-                    super::release_quota(&meta, &up.blob_key).await;
+                    crate::quota::release(&meta, &up.blob_key).await;
                     return Err(TusError::ContentTypeNotAllowed(refused));
                 }
             };
@@ -398,7 +398,7 @@ impl Session {
         self.lease.armed = false;
         self.settled = true;
         // The file counts now; its reservation is no longer needed.
-        super::release_quota(&meta, &up.blob_key).await;
+        crate::quota::release(&meta, &up.blob_key).await;
         Ok(())
     }
 
