@@ -23,7 +23,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -40,8 +40,8 @@ use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
 use common::{
-    ACCESS_KEY, BUCKET, MIB, Mtfu, SECRET_KEY, env_u64, mb_per_s, mtfu_command, pattern, proc_mib,
-    start_s3,
+    ACCESS_KEY, BUCKET, MIB, Mtfu, SECRET_KEY, env_u64, mb_per_s, mtfu_bin, mtfu_command, pattern,
+    proc_mib, start_s3,
 };
 
 const PREFIX: &str = "files/";
@@ -250,14 +250,7 @@ fn verdict(ok: bool) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let bin =
-        PathBuf::from(std::env::var("MTFU_BIN").unwrap_or_else(|_| "target/release/mtfu".into()));
-    if !bin.exists() {
-        bail!(
-            "{} not found: run `cargo build --release` first (or set MTFU_BIN)",
-            bin.display()
-        );
-    }
+    let bin = mtfu_bin()?;
     let size = env_u64("SIZE_MIB", 1024)? * MIB;
     let count = env_u64("COUNT", 16)? as usize;
     let root = tempfile::tempdir()?;

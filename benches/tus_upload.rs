@@ -20,7 +20,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -30,7 +29,7 @@ use futures_util::Stream;
 use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
-use common::{BUCKET, MIB, Mtfu, env_u64, mb_per_s, mtfu_command, pattern, start_s3};
+use common::{BUCKET, MIB, Mtfu, env_u64, mb_per_s, mtfu_bin, mtfu_command, pattern, start_s3};
 
 /// Bytes `from..to` of the file, as a stream of slices of the pattern.
 fn range_stream(
@@ -183,14 +182,7 @@ impl Way {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let bin =
-        PathBuf::from(std::env::var("MTFU_BIN").unwrap_or_else(|_| "target/release/mtfu".into()));
-    if !bin.exists() {
-        bail!(
-            "{} not found: run `cargo build --release` first (or set MTFU_BIN)",
-            bin.display()
-        );
-    }
+    let bin = mtfu_bin()?;
     let size = env_u64("SIZE_MIB", 1024)? * MIB;
     let stores = std::env::var("STORES").unwrap_or_else(|_| "local,s3".into());
     let want = sha256_of(size, &pattern());

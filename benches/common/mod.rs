@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each harness uses its own subset.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,6 +16,19 @@ pub const BUCKET: &str = "mtfu-bench";
 pub const ACCESS_KEY: &str = "mtfu-bench-access";
 pub const SECRET_KEY: &str = "mtfu-bench-secret";
 pub const MIB: u64 = 1024 * 1024;
+
+/// The mtfu binary to run: `MTFU_BIN`, else the release build, which must exist.
+pub fn mtfu_bin() -> Result<PathBuf> {
+    let bin =
+        PathBuf::from(std::env::var("MTFU_BIN").unwrap_or_else(|_| "target/release/mtfu".into()));
+    if !bin.exists() {
+        bail!(
+            "{} not found: run `cargo build --release` first (or set MTFU_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
 
 /// `name` from the environment as a number, else `default`.
 pub fn env_u64(name: &str, default: u64) -> Result<u64> {
