@@ -153,6 +153,8 @@ impl App {
             blob,
             budget,
             quota,
+            lease: Duration::from_secs(cfg.gc.upload_lease_secs),
+            hooks: crate::hooks::Hooks::default(),
         };
         let state = Arc::new(AppState {
             cfg: Arc::new(cfg),
@@ -238,7 +240,7 @@ async fn periodic_gc(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     if every == 0 {
         return;
     }
-    let grace = Duration::from_secs(state.cfg.gc.grace_secs);
+    let settings = crate::gc::Settings::from_config(&state.cfg.gc, None, false);
     let mut tick = tokio::time::interval(Duration::from_secs(every));
     tick.tick().await; // The first tick is immediate; start one interval after boot.
     loop {
@@ -246,7 +248,7 @@ async fn periodic_gc(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = server::stopped(&mut stop) => return,
         }
-        match crate::gc::sweep(&state.files.meta, &state.files.blob, grace, false).await {
+        match crate::gc::sweep_with(&state.files.meta, &state.files.blob, &settings).await {
             Ok(r) => tracing::info!(
                 files = r.files_reaped,
                 blobs = r.blobs_removed(),

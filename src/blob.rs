@@ -26,15 +26,43 @@ pub enum BlobError {
     /// No blob under that key.
     #[error("blob not found")]
     NotFound,
-    /// The store did not answer or refused for now; retrying later may work.
+    /// The store did not answer or refused for now (S3 down; a read-only or inaccessible
+    /// disk); retrying later may work.
     #[error("blob store unavailable: {0}")]
     Unavailable(String),
+    /// The store has no room left (ENOSPC, EDQUOT).
+    #[error("blob store full: {0}")]
+    Full(String),
     /// Anything else.
     #[error("blob store error: {0}")]
     Other(String),
 }
 
 pub type BlobResult<T> = Result<T, BlobError>;
+
+/// What kind of thing the store holds under a blob key ([`BlobBackend::inventory`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A finished blob.
+    Blob,
+    /// An unfinished write (local temporary file, S3 multipart upload).
+    Partial,
+    /// A resumable upload's S3 tail object, by its object name.
+    Tail(String),
+    /// A quarantined orphan, by its name in the store.
+    Quarantined(String),
+}
+
+/// One thing the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub key: BlobKey,
+    pub piece: Piece,
+    /// When it was last written (quarantined: when it was moved aside).
+    pub at: SystemTime,
+    /// Its size, where the listing tells (finished blobs always).
+    pub size: Option<u64>,
+}
 
 /// A blob's bytes, streamed.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -99,10 +127,31 @@ pub trait BlobBackend: Send + Sync {
     async fn read(&self, key: &BlobKey, range: Option<Range<u64>>) -> BlobResult<ByteStream>;
     /// Remove a blob and any unfinished write of it. Removing what is not there is not an error.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()>;
-    /// Keys of blobs (finished or not) last touched before `before`: the garbage collector's
-    /// candidates for orphans.
-    async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>>;
-    /// Cheap check that the store answers, for `/readyz`.
+    /// Everything the store holds that mtfu wrote: finished blobs, unfinished writes, S3 tail
+    /// objects and quarantined blobs, for gc's orphan sweep and `mtfu fsck`. Nothing mtfu writes
+    /// is left out; nothing outside mtfu's key space is listed.
+    async fn inventory(&self) -> BlobResult<Vec<Held>>;
+    /// Keys of blobs (finished or not) last touched before `before`.
+    async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>> {
+        let mut keys: Vec<BlobKey> = Vec::new();
+        for h in self.inventory().await? {
+            if matches!(h.piece, Piece::Blob | Piece::Partial)
+                && h.at < before
+                && !keys.contains(&h.key)
+            {
+                keys.push(h.key);
+            }
+        }
+        Ok(keys)
+    }
+    /// Move an orphan blob (and any unfinished write of it) aside, where it stays restorable
+    /// until gc deletes it after `gc.quarantine_secs`: an orphan may be a file of a database
+    /// restored from an older backup. An unfinished write that cannot be moved (an S3 multipart
+    /// upload) is only removed once it is older than `partial_before`.
+    async fn quarantine(&self, key: &BlobKey, partial_before: SystemTime) -> BlobResult<()>;
+    /// Delete one [`Piece::Tail`] or [`Piece::Quarantined`] piece, by its name.
+    async fn delete_piece(&self, piece: &Piece) -> BlobResult<()>;
+    /// Cheap check that the store answers and takes writes, for `/readyz`.
     async fn ping(&self) -> BlobResult<()>;
 
     /// Start a resumable blob at `key`, written by sessions of [`ResumableWriter`] on any node.

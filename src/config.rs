@@ -434,9 +434,15 @@ pub struct LocalBlobConfig {
 pub struct GcConfig {
     /// `serve` runs the collector this often. 0 turns the periodic run off.
     pub interval_secs: u64,
-    /// Deleted or expired files, and abandoned uploads, are kept this long before their blobs
-    /// are removed (a download that has begun may still be reading).
+    /// Deleted or expired files, and orphan blobs, are kept this long before their blobs are
+    /// removed or quarantined (a download that has begun may still be reading).
     pub grace_secs: u64,
+    /// An upload's intent is leased this long, renewed while its bytes flow: gc takes only
+    /// uploads that sent nothing for this long (and such an upload then fails, unstored).
+    pub upload_lease_secs: u64,
+    /// Orphan blobs (no file, upload or garbage row names them: e.g. files newer than a restored
+    /// database backup) are moved aside, and deleted only after this long.
+    pub quarantine_secs: u64,
 }
 
 impl Default for GcConfig {
@@ -444,6 +450,8 @@ impl Default for GcConfig {
         Self {
             interval_secs: 600,
             grace_secs: 3600,
+            upload_lease_secs: 120,
+            quarantine_secs: 7 * 86_400,
         }
     }
 }
@@ -590,6 +598,9 @@ impl Config {
         }
         if self.tus.expire_after_secs == 0 {
             return Err(invalid("tus.expire_after_secs", "must be at least 1"));
+        }
+        if self.gc.upload_lease_secs == 0 {
+            return Err(invalid("gc.upload_lease_secs", "must be at least 1"));
         }
         if self.tus.lease_secs == 0 {
             return Err(invalid("tus.lease_secs", "must be at least 1"));

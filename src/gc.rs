@@ -4,18 +4,25 @@
 //! 1. files deleted or expired more than `grace` ago: their blobs move to the garbage table and
 //!    their rows go;
 //! 2. the garbage table: each blob is deleted, then its row;
-//! 3. upload intents older than `grace` (a crashed or stuck upload): blob deleted, intent dropped;
+//! 3. upload intents whose lease ran out (a crashed upload, or one stalled for longer than
+//!    `gc.upload_lease_secs`): each intent is deleted in the statement that finds it, and only
+//!    then its blob — a live upload renews its lease while bytes flow, and its commit fails if
+//!    gc took the intent first (DESIGN.md §7);
 //! 4. expired resumable (tus) uploads: multipart upload aborted, tail objects and temporary
 //!    file removed, their row dropped (they expire `tus.expire_after_secs` after their last
 //!    chunk, so no grace period is added);
-//! 5. blobs older than `grace` that no file, intent, garbage row or tus upload names (orphans);
+//! 5. blobs older than `grace` that no file, intent, garbage row or tus upload names (orphans)
+//!    are *quarantined*, not deleted: moved aside, where they stay restorable for
+//!    `gc.quarantine_secs` (an orphan may be the file of a database restored from an older
+//!    backup); quarantined blobs older than that are deleted; S3 tail objects that no upload in
+//!    progress names are deleted;
 //! 6. expired entries of the refresh-token blacklist.
 //!
-//! The grace period lets a download that has begun finish, and keeps uploads in progress safe.
+//! The grace period lets a download that has begun finish.
 
 use std::time::{Duration, SystemTime};
 
-use crate::blob::Blob;
+use crate::blob::{Blob, Piece};
 use crate::domain::{BlobKey, now_micros};
 use crate::meta::{Meta, MetaError};
 
@@ -23,6 +30,18 @@ use crate::meta::{Meta, MetaError};
 const GARBAGE_BATCH: u64 = 500;
 /// How long gc holds an expired tus upload while removing it (a lease, like a `PATCH`'s).
 const TUS_CLAIM: Duration = Duration::from_secs(300);
+/// `gc.quarantine_secs`'s default: a week to notice a restore went wrong.
+pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(7 * 86_400);
+
+/// What a sweep may touch.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `gc.grace_secs`: deleted/expired files and orphans younger than this stay.
+    pub grace: Duration,
+    /// `gc.quarantine_secs`: quarantined orphans younger than this stay.
+    pub quarantine: Duration,
+    pub dry_run: bool,
+}
 
 /// What one sweep did (or, with `dry_run`, would do).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,7 +51,12 @@ pub struct GcReport {
     pub stale_uploads: Vec<BlobKey>,
     /// Blob keys of the expired resumable uploads removed.
     pub tus_expired: Vec<BlobKey>,
+    /// Orphans quarantined (moved aside).
     pub orphans: Vec<BlobKey>,
+    /// Quarantined orphans deleted after `gc.quarantine_secs`.
+    pub quarantine_deleted: u64,
+    /// S3 tail objects of no upload in progress, deleted.
+    pub tails_deleted: u64,
     pub failures: u64,
     /// Quota reservations left by crashed uploads, dropped.
     pub reservations_released: u64,
@@ -52,14 +76,41 @@ pub enum GcError {
     Blob(#[from] crate::blob::BlobError),
 }
 
-/// Run one sweep. With `dry_run` nothing is changed and the report lists what would go (files
-/// past their grace are counted in `files_reaped` but their blobs are not listed).
+impl Settings {
+    /// From `[gc]`, with `grace_secs` overridden by `grace_secs` (`mtfu gc --grace-secs`).
+    pub fn from_config(
+        gc: &crate::config::GcConfig,
+        grace_secs: Option<u64>,
+        dry_run: bool,
+    ) -> Self {
+        Settings {
+            grace: Duration::from_secs(grace_secs.unwrap_or(gc.grace_secs)),
+            quarantine: Duration::from_secs(gc.quarantine_secs),
+            dry_run,
+        }
+    }
+}
+
+/// Run one sweep with the default quarantine. With `dry_run` nothing is changed and the report
+/// lists what would go (files past their grace are counted in `files_reaped` but their blobs are
+/// not listed).
 pub async fn sweep(
     meta: &Meta,
     blob: &Blob,
     grace: Duration,
     dry_run: bool,
 ) -> Result<GcReport, GcError> {
+    let settings = Settings {
+        grace,
+        quarantine: DEFAULT_QUARANTINE,
+        dry_run,
+    };
+    sweep_with(meta, blob, &settings).await
+}
+
+/// Run one sweep.
+pub async fn sweep_with(meta: &Meta, blob: &Blob, set: &Settings) -> Result<GcReport, GcError> {
+    let (grace, dry_run) = (set.grace, set.dry_run);
     let mut report = GcReport::default();
     let cutoff = now_micros() - grace.as_micros() as i64;
 
@@ -100,35 +151,77 @@ pub async fn sweep(
         }
     }
 
-    for key in meta.stale_intents(cutoff).await? {
-        if !dry_run {
-            if let Err(e) = blob.delete(&key).await {
-                tracing::warn!(%key, error = %e, "gc: could not delete an abandoned upload");
-                report.failures += 1;
-                continue;
+    if dry_run {
+        report.stale_uploads = meta.stale_intents(now_micros()).await?;
+    } else {
+        loop {
+            let taken = meta.take_stale_intents(now_micros(), GARBAGE_BATCH).await?;
+            let n = taken.len() as u64;
+            for key in taken {
+                // The intent is gone: no commit can make this blob a file any more.
+                if let Err(e) = blob.delete(&key).await {
+                    tracing::warn!(%key, error = %e, "gc: could not delete an abandoned upload; the orphan sweep will");
+                    report.failures += 1;
+                    continue;
+                }
+                report.stale_uploads.push(key);
             }
-            meta.drop_intent(&key).await?;
+            if n < GARBAGE_BATCH {
+                break;
+            }
         }
-        report.stale_uploads.push(key);
     }
 
     let (expired, failures) = crate::tus::reap_expired(meta, blob, TUS_CLAIM, dry_run).await?;
     report.tus_expired = expired;
     report.failures += failures;
 
-    let before = SystemTime::now() - grace;
-    for key in blob.list_older_than(before).await? {
-        // A tus upload's blob (its temporary file, its multipart upload) lives as long as the
-        // upload, which may be longer than the grace period.
-        if meta.key_known(&key).await? || meta.tus_key_known(&key).await? {
-            continue;
+    let now = SystemTime::now();
+    let (before, quarantine_before) = (now - grace, now - set.quarantine);
+    let held = blob.inventory().await?;
+    let mut swept: Vec<BlobKey> = Vec::new();
+    for h in held {
+        match &h.piece {
+            Piece::Blob | Piece::Partial => {
+                if h.at >= before || swept.contains(&h.key) {
+                    continue;
+                }
+                // A tus upload's blob (its temporary file, its multipart upload) lives as long
+                // as the upload, which may be longer than the grace period.
+                if meta.key_known(&h.key).await? || meta.tus_key_known(&h.key).await? {
+                    continue;
+                }
+                swept.push(h.key.clone());
+                if !dry_run && let Err(e) = blob.quarantine(&h.key, quarantine_before).await {
+                    tracing::warn!(key = %h.key, error = %e, "gc: could not quarantine an orphan");
+                    report.failures += 1;
+                    continue;
+                }
+                report.orphans.push(h.key);
+            }
+            Piece::Tail(_) => {
+                if h.at >= before || meta.tus_key_known(&h.key).await? {
+                    continue;
+                }
+                if !dry_run && let Err(e) = blob.delete_piece(&h.piece).await {
+                    tracing::warn!(key = %h.key, error = %e, "gc: could not delete a tail object");
+                    report.failures += 1;
+                    continue;
+                }
+                report.tails_deleted += 1;
+            }
+            Piece::Quarantined(_) => {
+                if h.at >= quarantine_before {
+                    continue;
+                }
+                if !dry_run && let Err(e) = blob.delete_piece(&h.piece).await {
+                    tracing::warn!(key = %h.key, error = %e, "gc: could not delete a quarantined blob");
+                    report.failures += 1;
+                    continue;
+                }
+                report.quarantine_deleted += 1;
+            }
         }
-        if !dry_run && let Err(e) = blob.delete(&key).await {
-            tracing::warn!(%key, error = %e, "gc: could not delete an orphan");
-            report.failures += 1;
-            continue;
-        }
-        report.orphans.push(key);
     }
 
     if !dry_run {

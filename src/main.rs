@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -47,6 +46,16 @@ enum Command {
         /// Override gc.grace_secs: only what is older than this is touched.
         #[arg(long)]
         grace_secs: Option<u64>,
+    },
+    /// Check that the metadata and blob stores agree (read only): every file's blob is there
+    /// with its size, every blob belongs to something. Exits 1 when there are problems.
+    Fsck {
+        /// Also read every file's blob and compare its SHA-256.
+        #[arg(long)]
+        verify_sha256: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -329,28 +338,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Fsck {
+            verify_sha256,
+            json,
+        } => {
+            let (meta, blob) = open_stores(&cfg).await?;
+            let r = mtfu::fsck::check(&meta, &blob, verify_sha256).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                for p in &r.problems {
+                    println!("problem: {p}");
+                }
+                println!(
+                    "{} file(s), {} byte(s), {} digest(s) verified; {} stored piece(s): {} of \
+                     uploads in progress, {} garbage, {} quarantined; {} problem(s)",
+                    r.files,
+                    r.bytes,
+                    r.digests_verified,
+                    r.blobs_held,
+                    r.uploads_in_progress,
+                    r.garbage,
+                    r.quarantined,
+                    r.problems.len()
+                );
+            }
+            if !r.problems.is_empty() {
+                std::process::exit(1);
+            }
+        }
         Command::Gc {
             dry_run,
             grace_secs,
         } => {
             let (meta, blob) = open_stores(&cfg).await?;
-            let grace = Duration::from_secs(grace_secs.unwrap_or(cfg.gc.grace_secs));
-            let r = mtfu::gc::sweep(&meta, &blob, grace, dry_run).await?;
+            let settings = mtfu::gc::Settings::from_config(&cfg.gc, grace_secs, dry_run);
+            let r = mtfu::gc::sweep_with(&meta, &blob, &settings).await?;
             let verb = if dry_run { "would remove" } else { "removed" };
             for (what, keys) in [
                 ("garbage", &r.garbage),
                 ("abandoned upload", &r.stale_uploads),
                 ("expired resumable upload", &r.tus_expired),
-                ("orphan", &r.orphans),
+                ("orphan (quarantined)", &r.orphans),
             ] {
                 for k in keys {
                     println!("{verb} {what} {k}");
                 }
             }
             println!(
-                "{verb} {} blob(s); {} file row(s) reaped; {} failure(s)",
+                "{verb} {} blob(s); {} file row(s) reaped; {} quarantined blob(s) and {} tail \
+                 object(s) deleted; {} failure(s)",
                 r.blobs_removed(),
                 r.files_reaped,
+                r.quarantine_deleted,
+                r.tails_deleted,
                 r.failures
             );
             if r.failures > 0 {

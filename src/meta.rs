@@ -5,6 +5,7 @@
 //! handle the rest of the server holds. Every method that reads or changes files takes the tenant
 //! it acts for: visibility (own files plus public ones) is a rule inside the query, never a bypass.
 
+pub mod fsck;
 pub mod postgres;
 pub mod quota;
 pub mod sqlite;
@@ -33,6 +34,20 @@ pub enum MetaError {
     /// Anything else: a bug, a corrupted row, a failed migration.
     #[error("metadata store error: {0}")]
     Internal(String),
+    /// The upload a commit would make a file was given up first (its intent or resumable upload
+    /// was taken by a clean-up, gc or its tenant's removal): nothing was committed.
+    #[error("the upload was given up before its commit: {0}")]
+    Gone(String),
+}
+
+/// What a commit consumes in its transaction, and fails without: the proof that nobody gave the
+/// upload up meanwhile (DESIGN.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The upload intent of the file's blob key.
+    Intent,
+    /// The resumable upload `id`, still leased to `token`.
+    Tus { id: String, token: String },
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
@@ -116,7 +131,7 @@ pub struct Reaped {
 }
 
 #[async_trait]
-pub trait MetaBackend: tus::TusStore + quota::QuotaStore + Send + Sync {
+pub trait MetaBackend: tus::TusStore + quota::QuotaStore + fsck::FsckStore + Send + Sync {
     /// Apply the migrations not yet applied, in order; returns how many ran.
     async fn migrate(&self) -> MetaResult<usize>;
     /// Cheap round trip, for `/readyz`.
@@ -131,18 +146,31 @@ pub trait MetaBackend: tus::TusStore + quota::QuotaStore + Send + Sync {
     async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool>;
     async fn set_password(&self, name: &TenantName, password_hash: &str) -> MetaResult<bool>;
 
-    /// Record that `key` is about to be written for `tenant` (before its first byte).
-    async fn record_intent(&self, tenant: &Tenant, key: &BlobKey, now: Micros) -> MetaResult<()>;
-    /// Forget an intent whose blob was removed (abort).
-    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<()>;
-    /// In one transaction: replace the live file with the same (tenant, resource, resource_id,
-    /// name), moving the replaced blob to garbage, insert the new row and drop its intent.
+    /// Record that `key` is about to be written for `tenant` (before its first byte), leased
+    /// until `lease_until`.
+    async fn record_intent(
+        &self,
+        tenant: &Tenant,
+        key: &BlobKey,
+        now: Micros,
+        lease_until: Micros,
+    ) -> MetaResult<()>;
+    /// Extend the lease of the intent of `key` to `until`. False: the intent is gone (gc, or
+    /// the tenant's removal, took it), and the upload must stop.
+    async fn renew_intent(&self, key: &BlobKey, until: Micros) -> MetaResult<bool>;
+    /// Take the intent of `key` away. True when this call removed it: then, and only then, the
+    /// caller owns the blob and may delete it (false: a commit or gc took it first).
+    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<bool>;
+    /// In one transaction: consume `claim` (failing with [`MetaError::Gone`] and committing
+    /// nothing when it is gone), replace the live file with the same (tenant, resource,
+    /// resource_id, name), moving the replaced blob to garbage, and insert the new row.
     /// Returns the new record and the replaced blob key, if any.
     async fn commit_file(
         &self,
         tenant: &Tenant,
         file: NewFile,
         now: Micros,
+        claim: Claim,
     ) -> MetaResult<(FileRecord, Option<BlobKey>)>;
 
     /// How many files `viewer` sees through `filter` (own plus public, live, not expired).
@@ -200,7 +228,11 @@ pub trait MetaBackend: tus::TusStore + quota::QuotaStore + Send + Sync {
     ) -> MetaResult<Reaped>;
     async fn garbage(&self, limit: u64) -> MetaResult<Vec<BlobKey>>;
     async fn forget_garbage(&self, key: &BlobKey) -> MetaResult<()>;
-    async fn stale_intents(&self, started_before: Micros) -> MetaResult<Vec<BlobKey>>;
+    /// Intents whose lease ran out before `now` (read only: a dry run, fsck).
+    async fn stale_intents(&self, now: Micros) -> MetaResult<Vec<BlobKey>>;
+    /// Remove up to `limit` intents whose lease ran out before `now`, in the statement that
+    /// selects them, and return their keys: the caller owns those blobs now.
+    async fn take_stale_intents(&self, now: Micros, limit: u64) -> MetaResult<Vec<BlobKey>>;
     /// Whether any file row, intent or garbage row names `key`.
     async fn key_known(&self, key: &BlobKey) -> MetaResult<bool>;
     async fn purge_blacklist(&self, now: Micros) -> MetaResult<u64>;
@@ -355,7 +387,10 @@ pub(crate) mod testing {
             is_public: public,
             expire_at: None,
         };
-        db.commit_file(owner, file, now_micros())
+        db.record_intent(owner, &file.blob_key, now_micros(), i64::MAX)
+            .await
+            .expect("intent");
+        db.commit_file(owner, file, now_micros(), super::Claim::Intent)
             .await
             .expect("commit");
     }
@@ -466,5 +501,68 @@ pub(crate) mod testing {
                 .expect("limit 0")
                 .is_empty()
         );
+    }
+
+    /// Commit and clean-up of one upload decide through its intent: whichever takes it first
+    /// wins, and the loser can tell. gc takes only intents whose lease ran out.
+    pub(crate) async fn commit_and_clean_up_race_through_the_intent(db: &dyn MetaBackend) {
+        use super::{Claim, MetaError};
+        let t = tenant(db, "racer").await;
+        let file = |key: &BlobKey| NewFile {
+            resource: Resource::parse("doc").expect("resource"),
+            resource_id: ResourceId::parse("1").expect("resource id"),
+            name: FileName::parse("a.txt").expect("file name"),
+            blob_key: key.clone(),
+            size: 1,
+            content_type: "text/plain".into(),
+            sha256: "0".repeat(64),
+            is_public: false,
+            expire_at: None,
+        };
+        let now = now_micros();
+        // Clean-up first: the commit fails and commits nothing.
+        let a = BlobKey::generate(t.id);
+        db.record_intent(&t, &a, now, now + 60_000_000)
+            .await
+            .expect("intent");
+        assert!(db.drop_intent(&a).await.expect("drop"));
+        let r = db.commit_file(&t, file(&a), now, Claim::Intent).await;
+        assert!(matches!(r, Err(MetaError::Gone(_))), "{r:?}");
+        assert!(!db.key_known(&a).await.expect("known"));
+        // Commit first: the clean-up finds nothing to take.
+        let b = BlobKey::generate(t.id);
+        db.record_intent(&t, &b, now, now + 60_000_000)
+            .await
+            .expect("intent");
+        db.commit_file(&t, file(&b), now, Claim::Intent)
+            .await
+            .expect("commit");
+        assert!(!db.drop_intent(&b).await.expect("drop"));
+        assert!(db.key_known(&b).await.expect("known"));
+        // gc: a live lease is not taken; a lapsed one is, once, and then the commit fails.
+        let c = BlobKey::generate(t.id);
+        db.record_intent(&t, &c, now, now + 60_000_000)
+            .await
+            .expect("intent");
+        assert!(
+            db.take_stale_intents(now, 100)
+                .await
+                .expect("take")
+                .is_empty()
+        );
+        assert!(db.renew_intent(&c, now - 1).await.expect("renew"));
+        assert_eq!(
+            db.take_stale_intents(now, 100).await.expect("take"),
+            vec![c.clone()]
+        );
+        assert!(
+            db.take_stale_intents(now, 100)
+                .await
+                .expect("take")
+                .is_empty()
+        );
+        assert!(!db.renew_intent(&c, now + 1).await.expect("renew"));
+        let r = db.commit_file(&t, file(&c), now, Claim::Intent).await;
+        assert!(matches!(r, Err(MetaError::Gone(_))), "{r:?}");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -13,9 +14,10 @@ use crate::domain::{
     BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
     now_micros,
 };
-use crate::meta::{ListCursor, ListFilter, Meta, MetaError};
+use crate::hooks::Hooks;
+use crate::meta::{Claim, ListCursor, ListFilter, Meta, MetaError};
 use crate::quota::Reservation;
-use crate::upload::{Budget, Stored, UploadError, stream_to_blob};
+use crate::upload::{Admit, Budget, Stored, UploadError, stream_to_blob};
 
 /// The first quota reservation of an upload that declares no length.
 const QUOTA_FIRST_STEP: u64 = 64 * 1024;
@@ -31,6 +33,33 @@ pub enum ServiceError {
     /// The upload's content type (named) is not in `limits.allowed_content_types`.
     #[error("content type {0} is not allowed")]
     ContentTypeNotAllowed(String),
+    /// An absolute expiry that passed while the upload streamed: nothing was committed.
+    #[error("the expiry passed before the upload was complete")]
+    ExpiredBeforeCommit,
+    /// The tenant was removed while its upload streamed: nothing was committed.
+    #[error("the tenant no longer exists")]
+    TenantGone,
+}
+
+/// When a file expires: an instant, or a time after its commit (`expires_in`, the default TTL),
+/// resolved when the file is committed so that a slow upload is not born expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    At(Micros),
+    /// Microseconds after the commit.
+    After(Micros),
+}
+
+impl Expiry {
+    /// The instant, for a file committed at `now`; an instant at or before `now` fails.
+    pub fn resolve(expiry: Option<Expiry>, now: Micros) -> Result<Option<Micros>, ServiceError> {
+        match expiry {
+            None => Ok(None),
+            Some(Expiry::After(d)) => Ok(Some(now.saturating_add(d))),
+            Some(Expiry::At(t)) if t > now => Ok(Some(t)),
+            Some(Expiry::At(_)) => Err(ServiceError::ExpiredBeforeCommit),
+        }
+    }
 }
 
 /// How [`Files::stage_typed`] decides an upload's content type.
@@ -52,12 +81,47 @@ pub struct Files {
     pub budget: Arc<Budget>,
     /// The configured default quotas (tenants may override them).
     pub quota: crate::meta::quota::Defaults,
+    /// How long an upload's intent is leased without bytes arriving (`gc.upload_lease_secs`):
+    /// a live upload renews it as bytes flow; gc takes only intents whose lease ran out.
+    pub lease: Duration,
+    /// Pause points for tests ([`crate::hooks`]).
+    pub hooks: Hooks,
+}
+
+/// Renews an upload's intent while its bytes flow (every third of a lease), and fails the
+/// upload once the intent is gone (gc took it after a stall, or the tenant was removed).
+struct LeaseKeeper<'a> {
+    files: &'a Files,
+    key: &'a BlobKey,
+    next: Instant,
+    quota: &'a mut Reservation,
+}
+
+#[async_trait::async_trait]
+impl Admit for LeaseKeeper<'_> {
+    async fn admit(&mut self, total: u64) -> Result<(), UploadError> {
+        self.quota.admit(total).await?;
+        if Instant::now() >= self.next {
+            let until = now_micros().saturating_add(micros(self.files.lease));
+            if !self.files.meta.renew_intent(self.key, until).await? {
+                return Err(UploadError::Meta(MetaError::Gone(self.key.to_string())));
+            }
+            self.next = Instant::now() + self.files.lease / 3;
+        }
+        Ok(())
+    }
+}
+
+fn micros(d: Duration) -> Micros {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// A blob key whose intent is recorded but whose file is not committed. Dropped while still
 /// armed (an error, a validation failure, or the request future cancelled by a client
-/// disconnect), it removes the blob and the intent in the background; if the process dies
-/// first, `gc` finds them through the intent.
+/// disconnect, even while its commit runs), it gives the upload up in the background: it takes
+/// the intent away and removes the blob only if it did take it, so a commit that got there
+/// first keeps its blob (DESIGN.md §7). If the process dies first, `gc` finds the blob through
+/// the intent.
 struct Pending {
     key: Option<BlobKey>,
     files: Files,
@@ -98,19 +162,25 @@ impl Staged {
     }
 }
 
+/// Give an uncommitted upload up: its intent first, and its blob only if this took the intent
+/// (a commit, gc or a tenant removal that took it first owns the blob).
 async fn discard(files: &Files, key: &BlobKey, reserved: bool) {
+    files.hooks.point("discard").await;
+    let took = files.meta.drop_intent(key).await;
     if reserved {
         crate::quota::release(&files.meta, key).await;
     }
-    if let Err(e) = files.blob.delete(key).await {
-        tracing::warn!(%key, error = %e, "could not remove an abandoned blob; gc will");
-        return;
+    match took {
+        Ok(true) => {
+            if let Err(e) = files.blob.delete(key).await {
+                tracing::warn!(%key, error = %e, "could not remove an abandoned blob; gc's orphan sweep will");
+                return;
+            }
+            tracing::debug!(%key, "abandoned upload removed");
+        }
+        Ok(false) => tracing::debug!(%key, "upload committed or collected before its clean-up"),
+        Err(e) => tracing::warn!(%key, error = %e, "could not drop an upload intent; gc will"),
     }
-    if let Err(e) = files.meta.drop_intent(key).await {
-        tracing::warn!(%key, error = %e, "could not drop an upload intent; gc will");
-        return;
-    }
-    tracing::debug!(%key, "abandoned upload removed");
 }
 
 /// Django Paginator's numbers for one page, as the seed service returned them.
@@ -155,7 +225,10 @@ impl Files {
         E: std::fmt::Display,
     {
         let key = BlobKey::generate(tenant.id);
-        self.meta.record_intent(tenant, &key, now_micros()).await?;
+        let now = now_micros();
+        self.meta
+            .record_intent(tenant, &key, now, now.saturating_add(micros(self.lease)))
+            .await?;
         let mut pending = Pending {
             key: Some(key.clone()),
             files: self.clone(),
@@ -176,25 +249,29 @@ impl Files {
             .await?;
             pending.reserved = quota.recorded();
             let writer = self.blob.create(&key, max_size).await?;
-            Ok::<_, ServiceError>(stream_to_blob(body, writer, limit, &mut quota).await?)
+            let mut keeper = LeaseKeeper {
+                files: self,
+                key: &key,
+                next: Instant::now() + self.lease / 3,
+                quota: &mut quota,
+            };
+            let stored = stream_to_blob(body, writer, limit, &mut keeper).await?;
+            self.hooks.point("staged").await;
+            Ok::<_, ServiceError>(stored)
         }
         .await;
         metrics::gauge!("mtfu_uploads_in_flight").decrement(1.0);
         match result {
             Ok(stored) => Ok(Staged { pending, stored }),
             Err(e) => {
-                // The writer was aborted; the reservation and the intent are left. They are
-                // dropped by a tracked task, awaited here: cancelling this request (a shutdown's
-                // grace period ending) must not cut that short.
+                // The writer was aborted (or a finished blob is left, when the lease was lost
+                // after the last byte); the reservation and the intent are left. They go in a
+                // tracked task, awaited here: cancelling this request (a shutdown's grace
+                // period ending) must not cut that short.
                 pending.disarm();
                 let (files, reserved) = (self.clone(), pending.reserved);
                 let task = crate::cleanup::spawn(async move {
-                    if reserved {
-                        crate::quota::release(&files.meta, &key).await;
-                    }
-                    if let Err(m) = files.meta.drop_intent(&key).await {
-                        tracing::warn!(%key, error = %m, "could not drop an upload intent; gc will");
-                    }
+                    discard(&files, &key, reserved).await;
                 });
                 if let Some(task) = task {
                     let _ = task.await;
@@ -256,7 +333,7 @@ impl Files {
         name: crate::domain::FileName,
         content_type: String,
         is_public: bool,
-        expire_at: Option<Micros>,
+        expire_at: Option<Expiry>,
     ) -> Result<FileRecord, ServiceError> {
         let (record, _) = self
             .commit_replacing(
@@ -284,11 +361,14 @@ impl Files {
         name: crate::domain::FileName,
         content_type: String,
         is_public: bool,
-        expire_at: Option<Micros>,
+        expire_at: Option<Expiry>,
     ) -> Result<(FileRecord, bool), ServiceError> {
         let Some(key) = staged.pending.key.clone() else {
             return Err(MetaError::Internal("staged upload committed twice".into()).into());
         };
+        let now = now_micros();
+        // An instant that passed while the body streamed: `staged` goes, and its blob with it.
+        let expire_at = Expiry::resolve(expire_at, now)?;
         let new = NewFile {
             resource,
             resource_id,
@@ -300,12 +380,28 @@ impl Files {
             is_public,
             expire_at,
         };
-        let committed = self.meta.commit_file(tenant, new, now_micros()).await;
-        // Committed or not, the blob stays: a commit whose answer was lost may have happened,
-        // and then the blob is a live file's. If it did not happen, the intent is still there
-        // and gc removes the blob after its grace period.
-        staged.pending.disarm();
-        let (record, replaced) = committed?;
+        // The commit consumes the intent or fails. If this request is dropped while it runs
+        // (the client hung up), `staged` is dropped armed and its clean-up takes the intent
+        // only if the commit did not: whichever comes first wins, in the store.
+        let committed = self.meta.commit_file(tenant, new, now, Claim::Intent).await;
+        self.hooks.point("committed").await;
+        let (record, replaced) = match committed {
+            Ok(done) => {
+                staged.pending.disarm();
+                done
+            }
+            Err(MetaError::Gone(_))
+                if matches!(self.meta.tenant_by_id(tenant.id).await, Ok(None)) =>
+            {
+                staged.pending.disarm();
+                return Err(ServiceError::TenantGone);
+            }
+            Err(e) => {
+                // Whether it committed or not, `staged`'s clean-up decides through the intent.
+                staged.discard().await;
+                return Err(e.into());
+            }
+        };
         // The file counts now; its reservation is no longer needed.
         if staged.pending.reserved {
             crate::quota::release(&self.meta, &record.blob_key).await;

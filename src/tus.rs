@@ -87,6 +87,10 @@ pub enum TusError {
     /// The file's content type is not in `limits.allowed_content_types`.
     #[error("content type {0} is not allowed")]
     ContentTypeNotAllowed(String),
+    /// The file's absolute `expire_at` passed before its last byte arrived; the upload was
+    /// removed.
+    #[error("the file's expiry passed before the upload was complete")]
+    ExpiredBeforeCommit,
     /// The tenant's quota has no room for `Upload-Length` more bytes.
     #[error("quota exceeded")]
     QuotaExceeded,
@@ -152,8 +156,8 @@ pub struct NewUpload {
     /// The client's `content_type`, if it gave one.
     pub content_type: Option<String>,
     pub is_public: bool,
-    /// When the file expires once uploaded.
-    pub expire_at: Option<Micros>,
+    /// When the file expires once uploaded (a relative expiry counts from the commit).
+    pub expire_at: Option<crate::service::Expiry>,
 }
 
 /// The tus service: cheap to build per request from the shared stores.
@@ -244,7 +248,14 @@ impl Tus {
             name: new.name.as_str().to_owned(),
             content_type: new.content_type.unwrap_or_default(),
             is_public: new.is_public,
-            file_expire_at: new.expire_at,
+            file_expire_at: match new.expire_at {
+                Some(crate::service::Expiry::At(t)) => Some(t),
+                _ => None,
+            },
+            file_expires_in: match new.expire_at {
+                Some(crate::service::Expiry::After(d)) => Some(d),
+                _ => None,
+            },
             hash_state: ResumableSha256::new().encode(),
             store_state: String::new(),
             created_at: now,

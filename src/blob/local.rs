@@ -2,7 +2,10 @@
 //!
 //! Layout under the root: `objects/t/{tenant}/{uuid}` for finished blobs and `tmp/t_{tenant}_{uuid}`
 //! for writes in progress. A write goes to the temporary file, is fsynced, renamed into place and
-//! the directory fsynced, so a blob is either whole under its key or absent.
+//! the directory fsynced, so a blob is either whole under its key or absent. gc moves orphans to
+//! `quarantine/obj_t_{tenant}_{uuid}` (a finished blob) or `quarantine/tmp_t_{tenant}_{uuid}` (an
+//! unfinished write), from where an operator can move them back after restoring an older
+//! database, until gc deletes them after `gc.quarantine_secs`.
 
 use std::io::SeekFrom;
 use std::ops::Range;
@@ -18,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 mod resumable;
 
 use super::{
-    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, ResumableWriter, ResumeState,
+    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, Held, Piece, ResumableWriter,
+    ResumeState,
 };
 use crate::domain::BlobKey;
 use crate::upload::Budget;
@@ -29,13 +33,19 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct LocalStore {
     objects: PathBuf,
     tmp: PathBuf,
+    quarantine: PathBuf,
     budget: Arc<Budget>,
 }
 
 impl From<std::io::Error> for BlobError {
     fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind;
         match e.kind() {
-            std::io::ErrorKind::NotFound => BlobError::NotFound,
+            ErrorKind::NotFound => BlobError::NotFound,
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => BlobError::Full(e.to_string()),
+            ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => {
+                BlobError::Unavailable(e.to_string())
+            }
             _ => BlobError::Other(e.to_string()),
         }
     }
@@ -45,7 +55,8 @@ impl LocalStore {
     pub async fn open(root: &Path, budget: Arc<Budget>) -> BlobResult<LocalStore> {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
-        for d in [&objects, &tmp] {
+        let quarantine = root.join("quarantine");
+        for d in [&objects, &tmp, &quarantine] {
             tokio::fs::create_dir_all(d)
                 .await
                 .map_err(|e| BlobError::Unavailable(format!("create {}: {e}", d.display())))?;
@@ -53,6 +64,7 @@ impl LocalStore {
         Ok(LocalStore {
             objects,
             tmp,
+            quarantine,
             budget,
         })
     }
@@ -179,20 +191,38 @@ impl BlobBackend for LocalStore {
         Ok(())
     }
 
-    async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>> {
-        let (objects, tmp) = (self.objects.clone(), self.tmp.clone());
-        let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<BlobKey>> {
-            let old = |p: &Path| -> std::io::Result<bool> {
-                Ok(std::fs::metadata(p)?.modified()? < before)
+    async fn inventory(&self) -> BlobResult<Vec<Held>> {
+        let (objects, tmp, quarantine) = (
+            self.objects.clone(),
+            self.tmp.clone(),
+            self.quarantine.clone(),
+        );
+        let held = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Held>> {
+            let mut held = Vec::new();
+            let mut add = |key: Option<BlobKey>, piece: Piece, e: &std::fs::DirEntry| {
+                let (Some(key), Ok(m)) = (key, e.metadata()) else {
+                    return;
+                };
+                held.push(Held {
+                    key,
+                    piece,
+                    at: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    size: Some(m.len()),
+                });
             };
-            let mut keys = Vec::new();
             for e in std::fs::read_dir(&tmp)? {
                 let e = e?;
-                if let Some(k) = e.file_name().to_str().and_then(key_from_tmp_name)
-                    && old(&e.path())?
-                {
-                    keys.push(k);
-                }
+                let key = e.file_name().to_str().and_then(key_from_tmp_name);
+                add(key, Piece::Partial, &e);
+            }
+            for e in std::fs::read_dir(&quarantine)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let key = name
+                    .strip_prefix("obj_")
+                    .or_else(|| name.strip_prefix("tmp_"))
+                    .and_then(key_from_tmp_name);
+                add(key, Piece::Quarantined(name), &e);
             }
             let t = objects.join("t");
             if t.is_dir() {
@@ -205,25 +235,80 @@ impl BlobBackend for LocalStore {
                             tenant.file_name().to_string_lossy(),
                             e.file_name().to_string_lossy()
                         );
-                        if let Some(k) = BlobKey::from_stored(&key)
-                            && old(&e.path())?
-                        {
-                            keys.push(k);
-                        }
+                        add(BlobKey::from_stored(&key), Piece::Blob, &e);
                     }
                 }
             }
-            Ok(keys)
+            Ok(held)
         })
         .await
         .map_err(|e| BlobError::Other(e.to_string()))??;
-        Ok(keys)
+        Ok(held)
+    }
+
+    async fn quarantine(&self, key: &BlobKey, _partial_before: SystemTime) -> BlobResult<()> {
+        let flat = key.as_str().replace('/', "_");
+        let moves = [
+            (
+                self.object_path(key),
+                self.quarantine.join(format!("obj_{flat}")),
+            ),
+            (
+                self.tmp_path(key),
+                self.quarantine.join(format!("tmp_{flat}")),
+            ),
+        ];
+        let dir = self.quarantine.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for (from, to) in moves {
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => {
+                        // Its quarantine is counted from now.
+                        std::fs::File::open(&to)?.set_modified(SystemTime::now())?;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| BlobError::Other(e.to_string()))??;
+        Ok(())
+    }
+
+    async fn delete_piece(&self, piece: &Piece) -> BlobResult<()> {
+        if let Piece::Quarantined(name) = piece
+            && !name.contains('/')
+            && !name.starts_with('.')
+        {
+            let p = self.quarantine.join(name);
+            tokio::task::spawn_blocking(move || remove_quietly(&p))
+                .await
+                .map_err(|e| BlobError::Other(e.to_string()))??;
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> BlobResult<()> {
-        tokio::fs::metadata(&self.objects)
-            .await
-            .map_err(|e| BlobError::Unavailable(format!("{}: {e}", self.objects.display())))?;
+        // A write, not a look: a full, read-only or inaccessible disk is not ready.
+        let probe = self.tmp.join(".readyz");
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&probe)?;
+            f.write_all(b"ok")?;
+            drop(f);
+            std::fs::remove_file(&probe)
+        })
+        .await
+        .map_err(|e| BlobError::Other(e.to_string()))?
+        .map_err(|e| {
+            let m = format!("{}: {e}", self.tmp.display());
+            match BlobError::from(e) {
+                BlobError::Full(_) => BlobError::Full(m),
+                _ => BlobError::Unavailable(m),
+            }
+        })?;
         Ok(())
     }
 

@@ -29,10 +29,12 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
+mod inventory;
 mod resumable;
 
 use super::{
-    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, ResumableWriter, ResumeState,
+    BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, Held, Piece, ResumableWriter,
+    ResumeState,
 };
 use crate::config::S3BlobConfig;
 use crate::domain::BlobKey;
@@ -577,44 +579,16 @@ impl BlobBackend for S3Store {
         Ok(())
     }
 
-    async fn list_older_than(&self, before: SystemTime) -> BlobResult<Vec<BlobKey>> {
-        let prefix = format!("{}t/", self.s.prefix);
-        let mut keys = Vec::new();
-        let mut token = None::<String>;
-        loop {
-            let page = self
-                .s
-                .client
-                .list_objects_v2()
-                .bucket(&self.s.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListObjectsV2", e))?;
-            for o in page.contents() {
-                let old = o
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok())
-                    .is_some_and(|t| t < before);
-                if old && let Some(k) = o.key().and_then(|k| self.s.blob_key(k)) {
-                    keys.push(k);
-                }
-            }
-            token = page.next_continuation_token().map(str::to_owned);
-            if page.is_truncated() != Some(true) || token.is_none() {
-                break;
-            }
-        }
-        for (k, _, at) in self.s.multipart_uploads(&prefix).await? {
-            if at.is_some_and(|t| t < before)
-                && let Some(k) = self.s.blob_key(&k)
-                && !keys.contains(&k)
-            {
-                keys.push(k);
-            }
-        }
-        Ok(keys)
+    async fn inventory(&self) -> BlobResult<Vec<Held>> {
+        self.s.inventory().await
+    }
+
+    async fn quarantine(&self, key: &BlobKey, partial_before: SystemTime) -> BlobResult<()> {
+        self.s.quarantine(key, partial_before).await
+    }
+
+    async fn delete_piece(&self, piece: &Piece) -> BlobResult<()> {
+        self.s.delete_piece(piece).await
     }
 
     async fn ping(&self) -> BlobResult<()> {

@@ -175,6 +175,16 @@ impl From<MetaError> for ApiError {
                     cause,
                 }
             }
+            MetaError::Gone(key) => {
+                tracing::warn!(%key, "an upload was given up before its commit (lease lost)");
+                ApiError::Detail {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    detail: "The upload stalled past its lease and was given up; nothing was \
+                             stored. Send it again."
+                        .into(),
+                    code: Some("upload_abandoned"),
+                }
+            }
             other => {
                 store_error("metadata", "other");
                 ApiError::Internal(other.to_string())
@@ -192,6 +202,15 @@ impl From<BlobError> for ApiError {
                 ApiError::Unavailable {
                     code: "blob_store_unavailable",
                     cause,
+                }
+            }
+            BlobError::Full(cause) => {
+                store_error("blob", "full");
+                tracing::error!(%cause, "the blob store is full");
+                ApiError::Detail {
+                    status: StatusCode::INSUFFICIENT_STORAGE,
+                    detail: "The file store is full; nothing was stored.".into(),
+                    code: Some("insufficient_storage"),
                 }
             }
             BlobError::Other(cause) => {
@@ -221,6 +240,10 @@ impl From<ServiceError> for ApiError {
                 code: Some("quota_exceeded"),
             },
             ServiceError::Upload(UploadError::Meta(m)) => m.into(),
+            ServiceError::ExpiredBeforeCommit => {
+                ApiError::field("expire_at", "Must be in the future.")
+            }
+            ServiceError::TenantGone => ApiError::UserNotFound,
             ServiceError::ContentTypeNotAllowed(ct) => ApiError::Detail {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 detail: format!("Content type {ct} is not allowed"),

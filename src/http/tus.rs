@@ -155,6 +155,10 @@ impl Refusal {
                         "unsupported_media_type",
                     );
                 }
+                TusError::ExpiredBeforeCommit => ApiError::field(
+                    "expire_at",
+                    "Must be in the future: it passed before the upload was complete.",
+                ),
                 TusError::QuotaExceeded => {
                     return detail(
                         StatusCode::PAYLOAD_TOO_LARGE,

@@ -19,7 +19,7 @@ use super::files::file_json;
 use super::proxy::{Capped, request_too_large};
 use super::{AppState, Ctx, Response, json_response};
 use crate::domain::{FileName, Micros, Resource, ResourceId, Tenant, now_micros, parse_rfc3339};
-use crate::service::{ServiceError, Staged, TypeRule};
+use crate::service::{Expiry, ServiceError, Staged, TypeRule};
 use crate::upload::UploadError;
 
 /// Largest value of a text field (resource, resource_id, flags).
@@ -219,12 +219,13 @@ pub(crate) const MAX_EXPIRES_IN_SECS: i64 = 3_155_760_000;
 /// Latest `expire_at` accepted: 9999-12-31T23:59:59.999999Z, the last RFC 3339 instant.
 pub(crate) const LATEST_EXPIRE_AT: Micros = 253_402_300_799_999_999;
 
-/// `expires_in` (seconds) or `expire_at` (RFC 3339), else the configured default TTL.
+/// `expires_in` (seconds) or `expire_at` (RFC 3339), else the configured default TTL. A relative
+/// expiry is counted from the commit ([`Expiry::After`]), not from now.
 pub(crate) fn expiry(
     text: &BTreeMap<String, String>,
     default_ttl: Option<u64>,
     errors: &mut BTreeMap<String, Vec<String>>,
-) -> Option<Micros> {
+) -> Option<Expiry> {
     let now = now_micros();
     let mut err = |k: &str, m: &str| {
         errors.insert(k.into(), vec![m.into()]);
@@ -242,7 +243,7 @@ pub(crate) fn expiry(
                 "expires_in",
                 &format!("Ensure this value is less than or equal to {MAX_EXPIRES_IN_SECS}."),
             ),
-            Ok(n) if n >= 1 => Some(now.saturating_add(n.saturating_mul(1_000_000))),
+            Ok(n) if n >= 1 => Some(Expiry::After(n.saturating_mul(1_000_000))),
             Ok(_) => err(
                 "expires_in",
                 "Ensure this value is greater than or equal to 1.",
@@ -251,7 +252,7 @@ pub(crate) fn expiry(
         },
         (None, Some(s)) => match parse_rfc3339(s) {
             Some(t) if t > LATEST_EXPIRE_AT => err("expire_at", "Must be before the year 10000."),
-            Some(t) if t > now => Some(t),
+            Some(t) if t > now => Some(Expiry::At(t)),
             Some(_) => err("expire_at", "Must be in the future."),
             None => err(
                 "expire_at",
@@ -259,7 +260,7 @@ pub(crate) fn expiry(
             ),
         },
         (None, None) => {
-            default_ttl.map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1_000_000)))
+            default_ttl.map(|ttl| Expiry::After((ttl as i64).saturating_mul(1_000_000)))
         }
     }
 }

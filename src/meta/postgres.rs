@@ -19,13 +19,14 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
-use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::config::PostgresConfig;
 use crate::domain::{
     BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
     TenantName,
 };
 
+mod fsck;
 mod quota;
 mod tus;
 
@@ -55,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_tus",
         include_str!("../../migrations/postgres/0005_tus.sql"),
+    ),
+    (
+        6,
+        "0006_leases",
+        include_str!("../../migrations/postgres/0006_leases.sql"),
     ),
 ];
 
@@ -163,8 +169,10 @@ fn pool_error(e: PoolError) -> MetaError {
         // Whatever the reason (refused, reset, a database not accepting connections, even bad
         // credentials), the store cannot be reached now.
         PoolError::Backend(e) => {
-            let (MetaError::Unavailable(m) | MetaError::Conflict(m) | MetaError::Internal(m)) =
-                MetaError::from(e);
+            let (MetaError::Unavailable(m)
+            | MetaError::Conflict(m)
+            | MetaError::Internal(m)
+            | MetaError::Gone(m)) = MetaError::from(e);
             MetaError::Unavailable(format!("cannot connect: {m}"))
         }
         PoolError::PostCreateHook(e) => MetaError::Unavailable(e.to_string()),
@@ -444,7 +452,8 @@ async fn commit_once(
     tenant: &Tenant,
     file: &NewFile,
     now: Micros,
-) -> Result<(String, Option<String>), tokio_postgres::Error> {
+    claim: &Claim,
+) -> Result<Option<(String, Option<String>)>, tokio_postgres::Error> {
     // Read committed: each statement sees what was committed before it began, so the row
     // committed by the lock's previous holder is found.
     let tx = c
@@ -452,6 +461,28 @@ async fn commit_once(
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()
         .await?;
+    // The claim first: it row-locks the intent (or resumable upload), so a clean-up that would
+    // take it waits for this transaction and then finds it gone. Without it, nothing is
+    // committed (dropping `tx` rolls back).
+    let claimed = match claim {
+        Claim::Intent => {
+            tx.execute(
+                "DELETE FROM upload_intents WHERE blob_key = $1",
+                &[&file.blob_key.as_str()],
+            )
+            .await?
+        }
+        Claim::Tus { id, token } => {
+            tx.execute(
+                "DELETE FROM tus_uploads WHERE id = $1 AND lease_token = $2",
+                &[id, token],
+            )
+            .await?
+        }
+    };
+    if claimed != 1 {
+        return Ok(None);
+    }
     let lock_key = format!(
         "{}/{}/{}/{}",
         tenant.id.0,
@@ -516,13 +547,8 @@ async fn commit_once(
         ],
     )
     .await?;
-    tx.execute(
-        "DELETE FROM upload_intents WHERE blob_key = $1",
-        &[&file.blob_key.as_str()],
-    )
-    .await?;
     tx.commit().await?;
-    Ok((id, old.map(|(_, k)| k)))
+    Ok(Some((id, old.map(|(_, k)| k))))
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
@@ -679,6 +705,22 @@ impl MetaBackend for Postgres {
                     &[&id, &crate::domain::now_micros()],
                 )
                 .await?;
+                // Its uploads in flight: their commits fail now (their claim is gone), and the
+                // blobs they wrote are garbage; its resumable uploads expire at once, for gc.
+                tx.execute(
+                    "WITH gone AS (DELETE FROM upload_intents WHERE tenant_id = $1
+                                   RETURNING blob_key)
+                     INSERT INTO garbage (blob_key, added_at) SELECT blob_key, $2 FROM gone
+                     ON CONFLICT (blob_key) DO NOTHING",
+                    &[&id, &crate::domain::now_micros()],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE tus_uploads SET expires_at = 0, lease_token = NULL, lease_until = NULL
+                     WHERE tenant_id = $1",
+                    &[&id],
+                )
+                .await?;
                 tx.execute("DELETE FROM tenants WHERE id = $1", &[&id])
                     .await?;
                 tx.commit().await?;
@@ -703,30 +745,53 @@ impl MetaBackend for Postgres {
         .await
     }
 
-    async fn record_intent(&self, tenant: &Tenant, key: &BlobKey, now: Micros) -> MetaResult<()> {
+    async fn record_intent(
+        &self,
+        tenant: &Tenant,
+        key: &BlobKey,
+        now: Micros,
+        lease_until: Micros,
+    ) -> MetaResult<()> {
         let (tid, key) = (tenant.id.0, key.as_str().to_owned());
         self.with(move |c| {
             Box::pin(async move {
                 let st = c
                     .prepare_cached(
-                        "INSERT INTO upload_intents (blob_key, tenant_id, started_at)
-                         VALUES ($1, $2, $3)",
+                        "INSERT INTO upload_intents (blob_key, tenant_id, started_at, lease_until)
+                         VALUES ($1, $2, $3, $4)",
                     )
                     .await?;
-                c.execute(&st, &[&key, &tid, &now]).await?;
+                c.execute(&st, &[&key, &tid, &now, &lease_until]).await?;
                 Ok(())
             })
         })
         .await
     }
 
-    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<()> {
+    async fn renew_intent(&self, key: &BlobKey, until: Micros) -> MetaResult<bool> {
         let key = key.as_str().to_owned();
         self.with(move |c| {
             Box::pin(async move {
-                c.execute("DELETE FROM upload_intents WHERE blob_key = $1", &[&key])
+                let st = c
+                    .prepare_cached(
+                        "UPDATE upload_intents SET lease_until = $2 WHERE blob_key = $1",
+                    )
                     .await?;
-                Ok(())
+                Ok(c.execute(&st, &[&key, &until]).await? == 1)
+            })
+        })
+        .await
+    }
+
+    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<bool> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(
+                    c.execute("DELETE FROM upload_intents WHERE blob_key = $1", &[&key])
+                        .await?
+                        == 1,
+                )
             })
         })
         .await
@@ -737,14 +802,16 @@ impl MetaBackend for Postgres {
         tenant: &Tenant,
         file: NewFile,
         now: Micros,
+        claim: Claim,
     ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
         let tenant = tenant.clone();
         self.with(move |c| {
             Box::pin(async move {
                 let mut attempt = 1;
                 let (id, old_key) = loop {
-                    match commit_once(c, &tenant, &file, now).await {
-                        Ok(done) => break done,
+                    match commit_once(c, &tenant, &file, now, &claim).await {
+                        Ok(Some(done)) => break done,
+                        Ok(None) => return Err(MetaError::Gone(file.blob_key.as_str().to_owned())),
                         // Both saw no live row; the other one is committed now, so the next
                         // attempt finds and replaces it. (The name's lock prevents this; kept
                         // as a safety net.)
@@ -985,14 +1052,33 @@ impl MetaBackend for Postgres {
         .await
     }
 
-    async fn stale_intents(&self, started_before: Micros) -> MetaResult<Vec<BlobKey>> {
+    async fn stale_intents(&self, now: Micros) -> MetaResult<Vec<BlobKey>> {
         self.with(move |c| {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        "SELECT blob_key FROM upload_intents WHERE started_at < $1
-                         ORDER BY started_at",
-                        &[&started_before],
+                        "SELECT blob_key FROM upload_intents WHERE lease_until < $1
+                         ORDER BY lease_until",
+                        &[&now],
+                    )
+                    .await?;
+                keys_from_rows(&rows)
+            })
+        })
+        .await
+    }
+
+    async fn take_stale_intents(&self, now: Micros, limit: u64) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                // SKIP LOCKED: an intent a commit holds (row-locked) is not stale for long.
+                let rows = c
+                    .query(
+                        "DELETE FROM upload_intents WHERE blob_key IN (
+                             SELECT blob_key FROM upload_intents WHERE lease_until < $1
+                             ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING blob_key",
+                        &[&now, &as_i64(limit)],
                     )
                     .await?;
                 keys_from_rows(&rows)
@@ -1259,6 +1345,7 @@ mod tests {
             return;
         };
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
+        crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
         drop(db);
         admin
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::Semaphore;
 
-use super::{ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::domain::{
     BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
     TenantName,
@@ -24,6 +24,7 @@ const POOL_SIZE: usize = 4;
 /// How long a writer waits for SQLite's lock before the request fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod fsck;
 mod quota;
 mod tus;
 
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_tus",
         include_str!("../../migrations/sqlite/0005_tus.sql"),
+    ),
+    (
+        6,
+        "0006_leases",
+        include_str!("../../migrations/sqlite/0006_leases.sql"),
     ),
 ];
 
@@ -354,6 +360,19 @@ impl MetaBackend for Sqlite {
                 params![id, now],
             )?;
             tx.execute("DELETE FROM files WHERE tenant_id = ?1", [id])?;
+            // Its uploads in flight: their commits fail now (their claim is gone), and the
+            // blobs they wrote are garbage; its resumable uploads expire at once, for gc.
+            tx.execute(
+                "INSERT OR IGNORE INTO garbage (blob_key, added_at)
+                 SELECT blob_key, ?2 FROM upload_intents WHERE tenant_id = ?1",
+                params![id, now],
+            )?;
+            tx.execute("DELETE FROM upload_intents WHERE tenant_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE tus_uploads SET expires_at = 0, lease_token = NULL, lease_until = NULL
+                 WHERE tenant_id = ?1",
+                [id],
+            )?;
             tx.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
             tx.commit()?;
             Ok(true)
@@ -372,23 +391,40 @@ impl MetaBackend for Sqlite {
         .await
     }
 
-    async fn record_intent(&self, tenant: &Tenant, key: &BlobKey, now: Micros) -> MetaResult<()> {
+    async fn record_intent(
+        &self,
+        tenant: &Tenant,
+        key: &BlobKey,
+        now: Micros,
+        lease_until: Micros,
+    ) -> MetaResult<()> {
         let (tid, key) = (tenant.id.0, key.as_str().to_owned());
         self.with(move |c| {
             c.execute(
-                "INSERT INTO upload_intents (blob_key, tenant_id, started_at) VALUES (?1, ?2, ?3)",
-                params![key, tid, now],
+                "INSERT INTO upload_intents (blob_key, tenant_id, started_at, lease_until)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![key, tid, now, lease_until],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<()> {
+    async fn renew_intent(&self, key: &BlobKey, until: Micros) -> MetaResult<bool> {
         let key = key.as_str().to_owned();
         self.with(move |c| {
-            c.execute("DELETE FROM upload_intents WHERE blob_key = ?1", [key])?;
-            Ok(())
+            Ok(c.execute(
+                "UPDATE upload_intents SET lease_until = ?2 WHERE blob_key = ?1",
+                params![key, until],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<bool> {
+        let key = key.as_str().to_owned();
+        self.with(move |c| {
+            Ok(c.execute("DELETE FROM upload_intents WHERE blob_key = ?1", [key])? == 1)
         })
         .await
     }
@@ -398,10 +434,25 @@ impl MetaBackend for Sqlite {
         tenant: &Tenant,
         file: NewFile,
         now: Micros,
+        claim: Claim,
     ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
         let tenant = tenant.clone();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The claim first: without it, nothing is committed (dropping `tx` rolls back).
+            let claimed = match &claim {
+                Claim::Intent => tx.execute(
+                    "DELETE FROM upload_intents WHERE blob_key = ?1",
+                    [file.blob_key.as_str()],
+                )?,
+                Claim::Tus { id, token } => tx.execute(
+                    "DELETE FROM tus_uploads WHERE id = ?1 AND lease_token = ?2",
+                    params![id, token],
+                )?,
+            };
+            if claimed != 1 {
+                return Err(MetaError::Gone(file.blob_key.as_str().to_owned()));
+            }
             let old: Option<(String, String)> = tx
                 .query_row(
                     "SELECT id, blob_key FROM files WHERE tenant_id = ?1 AND resource = ?2
@@ -441,10 +492,6 @@ impl MetaBackend for Sqlite {
                     file.expire_at,
                     now
                 ],
-            )?;
-            tx.execute(
-                "DELETE FROM upload_intents WHERE blob_key = ?1",
-                [file.blob_key.as_str()],
             )?;
             tx.commit()?;
             let record = FileRecord {
@@ -641,12 +688,30 @@ impl MetaBackend for Sqlite {
         .await
     }
 
-    async fn stale_intents(&self, started_before: Micros) -> MetaResult<Vec<BlobKey>> {
+    async fn stale_intents(&self, now: Micros) -> MetaResult<Vec<BlobKey>> {
         self.with(move |c| {
             let mut st = c.prepare(
-                "SELECT blob_key FROM upload_intents WHERE started_at < ?1 ORDER BY started_at",
+                "SELECT blob_key FROM upload_intents WHERE lease_until < ?1 ORDER BY lease_until",
             )?;
-            let rows = st.query_map([started_before], |r| r.get::<_, String>(0))?;
+            let rows = st.query_map([now], |r| r.get::<_, String>(0))?;
+            let keys = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| BlobKey::from_stored(k))
+                .collect())
+        })
+        .await
+    }
+
+    async fn take_stale_intents(&self, now: Micros, limit: u64) -> MetaResult<Vec<BlobKey>> {
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "DELETE FROM upload_intents WHERE blob_key IN (
+                     SELECT blob_key FROM upload_intents WHERE lease_until < ?1
+                     ORDER BY lease_until LIMIT ?2)
+                 RETURNING blob_key",
+            )?;
+            let rows = st.query_map(params![now, limit as i64], |r| r.get::<_, String>(0))?;
             let keys = rows.collect::<Result<Vec<_>, _>>()?;
             Ok(keys
                 .iter()
@@ -838,5 +903,6 @@ mod tests {
             .expect("open");
         db.migrate().await.expect("migrate");
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
+        crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
     }
 }

@@ -38,7 +38,9 @@ pub struct TusUpload {
     pub name: String,
     pub content_type: String,
     pub is_public: bool,
+    /// The file's expiry: an instant, or (`file_expires_in`) a time after the commit.
     pub file_expire_at: Option<Micros>,
+    pub file_expires_in: Option<Micros>,
     /// The SHA-256 midstate of the first `offset` bytes.
     pub hash_state: String,
     /// The blob store's resumable state ([`crate::blob::ResumeState`]).

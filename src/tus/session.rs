@@ -13,7 +13,7 @@ use crate::blob::{BlobError, Checkpoint, ResumableWriter, ResumeState};
 use crate::content_type::{self, SNIFF_BYTES};
 use crate::domain::{FileName, Micros, NewFile, Resource, ResourceId, Tenant, now_micros};
 use crate::meta::tus::{TusProgress, TusUpload};
-use crate::meta::{Meta, MetaError};
+use crate::meta::{Claim, Meta, MetaError};
 
 /// A chunk's digest as it streams, for its `Upload-Checksum`.
 enum ChunkDigest {
@@ -192,7 +192,7 @@ impl Session {
             let mismatch = pumped.is_ok() && digest.is_some_and(|d| !d.matches());
             match pumped {
                 Ok(()) if mismatch => {
-                    writer.abort().await;
+                    self.abort_if_held(writer).await;
                     return Err(TusError::ChecksumMismatch);
                 }
                 Ok(()) => {
@@ -203,7 +203,13 @@ impl Session {
                         .await?;
                 }
                 Err(TusError::Body(msg)) if !checksum_given => {
-                    // The client is gone: keep what arrived, for it to resume from.
+                    // The client is gone: keep what arrived, for it to resume from, if the
+                    // upload is still this request's (a writer that lost its lease never
+                    // touches the blob again: it may be the winner's by now).
+                    if !self.lease_held().await {
+                        drop(writer);
+                        return Err(TusError::Body(msg));
+                    }
                     match writer.pause().await {
                         Ok(cp) => {
                             snapshots.push((pos, hasher));
@@ -218,8 +224,13 @@ impl Session {
                     }
                     return Err(TusError::Body(msg));
                 }
+                Err(TusError::Locked) => {
+                    // Lost the lease: the blob is another writer's now; leave it alone.
+                    drop(writer);
+                    return Err(TusError::Locked);
+                }
                 Err(e) => {
-                    writer.abort().await;
+                    self.abort_if_held(writer).await;
                     return Err(e);
                 }
             }
@@ -235,6 +246,37 @@ impl Session {
             self.settle().await?;
         }
         Ok(())
+    }
+
+    /// Whether this request still holds the upload (renewing the lease to say so for a while).
+    async fn lease_held(&mut self) -> bool {
+        let until = now_micros().saturating_add(micros(self.tus.set.lease));
+        match self
+            .tus
+            .meta()
+            .tus_renew(&self.up.id, &self.lease.token, until)
+            .await
+        {
+            Ok(true) => {
+                self.lease.until = until;
+                true
+            }
+            Ok(false) => {
+                self.lease.armed = false;
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Throw away what `writer` wrote since the last checkpoint, if the upload is still this
+    /// request's; otherwise leave the blob untouched (it is another writer's now).
+    async fn abort_if_held(&mut self, writer: Box<dyn ResumableWriter>) {
+        if self.lease_held().await {
+            writer.abort().await;
+        } else {
+            drop(writer);
+        }
     }
 
     /// Stream `body` into `writer`, splitting chunks at the writer's boundaries so the hash
@@ -348,8 +390,9 @@ impl Session {
         self.record_as(cp, hash, false).await
     }
 
-    /// All bytes are in: complete the blob, make it a file (unless a crash after the commit
-    /// made it one already), drop the row.
+    /// All bytes are in: complete the blob, and make it a file in one transaction that consumes
+    /// the upload's row under this request's lease (so a writer that lost the lease, gc, or the
+    /// tenant's removal cannot race it).
     pub(super) async fn settle(&mut self) -> Result<(), TusError> {
         let (meta, blob) = (self.tus.meta().clone(), self.tus.blob().clone());
         let up = self.up.clone();
@@ -359,44 +402,85 @@ impl Session {
             &ResumeState(up.store_state.clone()),
         )
         .await?;
-        if !meta.key_known(&up.blob_key).await? {
-            let content_type = match self.content_type().await? {
-                Ok(ct) => ct,
-                Err(refused) => {
-                    blob.delete(&up.blob_key).await?;
-                    meta.tus_delete(&up.id, &self.lease.token).await?;
-                    self.lease.armed = false;
-                    crate::quota::release(&meta, &up.blob_key).await;
-                    return Err(TusError::ContentTypeNotAllowed(refused));
+        self.tus.files.hooks.point("tus.completed").await;
+        let give_up = |this: &mut Session| {
+            this.lease.armed = false;
+            let (meta, blob, key, id, token) = (
+                meta.clone(),
+                blob.clone(),
+                up.blob_key.clone(),
+                up.id.clone(),
+                this.lease.token.clone(),
+            );
+            async move {
+                // The row first: only the request that removed it may delete the blob.
+                if let Ok(true) = meta.tus_delete(&id, &token).await {
+                    let _ = blob.delete(&key).await;
                 }
-            };
-            let hash = ResumableSha256::decode(&up.hash_state)
-                .filter(|h| h.len() == up.length)
-                .ok_or_else(|| MetaError::Internal(format!("upload {}: bad hash state", up.id)))?;
-            let bad = |what: &str, e: String| MetaError::Internal(format!("stored {what}: {e}"));
-            let new = NewFile {
-                resource: Resource::parse(&up.resource).map_err(|e| bad("resource", e))?,
-                resource_id: ResourceId::parse(&up.resource_id)
-                    .map_err(|e| bad("resource id", e))?,
-                name: FileName::parse(&up.name).map_err(|e| bad("file name", e))?,
-                blob_key: up.blob_key.clone(),
-                size: up.length,
-                content_type,
-                sha256: hash.hex_digest(),
-                is_public: up.is_public,
-                expire_at: up.file_expire_at,
-            };
-            let (_, replaced) = meta.commit_file(&self.tenant, new, now_micros()).await?;
-            if let Some(old) = replaced
-                && blob.delete(&old).await.is_ok()
-            {
-                // Best effort: the key stays in the garbage table until this succeeds.
-                let _ = meta.forget_garbage(&old).await;
+                crate::quota::release(&meta, &key).await;
             }
+        };
+        if meta.key_known(&up.blob_key).await? {
+            // A file already (committed by an earlier version of mtfu that dropped the row
+            // after the commit): only the row is left to drop.
+            meta.tus_delete(&up.id, &self.lease.token).await?;
+            self.lease.armed = false;
+            self.settled = true;
+            crate::quota::release(&meta, &up.blob_key).await;
+            return Ok(());
         }
-        meta.tus_delete(&up.id, &self.lease.token).await?;
+        let content_type = match self.content_type().await? {
+            Ok(ct) => ct,
+            Err(refused) => {
+                give_up(self).await;
+                return Err(TusError::ContentTypeNotAllowed(refused));
+            }
+        };
+        let now = now_micros();
+        let expire_at = match (up.file_expires_in, up.file_expire_at) {
+            (Some(d), _) => Some(now.saturating_add(d)),
+            (None, Some(t)) if t <= now => {
+                give_up(self).await;
+                return Err(TusError::ExpiredBeforeCommit);
+            }
+            (None, at) => at,
+        };
+        let hash = ResumableSha256::decode(&up.hash_state)
+            .filter(|h| h.len() == up.length)
+            .ok_or_else(|| MetaError::Internal(format!("upload {}: bad hash state", up.id)))?;
+        let bad = |what: &str, e: String| MetaError::Internal(format!("stored {what}: {e}"));
+        let new = NewFile {
+            resource: Resource::parse(&up.resource).map_err(|e| bad("resource", e))?,
+            resource_id: ResourceId::parse(&up.resource_id).map_err(|e| bad("resource id", e))?,
+            name: FileName::parse(&up.name).map_err(|e| bad("file name", e))?,
+            blob_key: up.blob_key.clone(),
+            size: up.length,
+            content_type,
+            sha256: hash.hex_digest(),
+            is_public: up.is_public,
+            expire_at,
+        };
+        let claim = Claim::Tus {
+            id: up.id.clone(),
+            token: self.lease.token.clone(),
+        };
+        let (_, replaced) = match meta.commit_file(&self.tenant, new, now, claim).await {
+            Ok(done) => done,
+            Err(MetaError::Gone(_)) => {
+                // Another writer, gc or the tenant's removal took the upload: not ours.
+                self.lease.armed = false;
+                return Err(TusError::Locked);
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.lease.armed = false;
         self.settled = true;
+        if let Some(old) = replaced
+            && blob.delete(&old).await.is_ok()
+        {
+            // Best effort: the key stays in the garbage table until this succeeds.
+            let _ = meta.forget_garbage(&old).await;
+        }
         // The file counts now; its reservation is no longer needed.
         crate::quota::release(&meta, &up.blob_key).await;
         Ok(())

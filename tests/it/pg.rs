@@ -155,8 +155,9 @@ async fn concurrent_commits_of_one_name_keep_one_row_and_lose_no_blob() {
             let key = BlobKey::generate(t.id);
             all.insert(key.clone());
             tasks.push(tokio::spawn(async move {
-                meta.record_intent(&t, &key, now_micros()).await?;
-                meta.commit_file(&t, new_file(&key), now_micros()).await
+                meta.record_intent(&t, &key, now_micros(), i64::MAX).await?;
+                meta.commit_file(&t, new_file(&key), now_micros(), mtfu::meta::Claim::Intent)
+                    .await
             }));
         }
         for task in tasks {

@@ -98,7 +98,9 @@ pub async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
 async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::cli::mtfu(dir.path(), &["init-data"], None);
-    let server = ChildServer::start(dir.path());
+    // A short upload lease: gc may take a dead upload's intent once it lapses.
+    let lease = [("MTFU_GC__UPLOAD_LEASE_SECS", "1".to_owned())];
+    let server = ChildServer::start_with(dir.path(), &lease);
     let t = server.token("john1").await;
     let form = crate::helpers::streamed_form(100, 1024 * 1024, Duration::from_millis(100), None);
     let req = server
@@ -125,6 +127,8 @@ async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers(
         1,
         "a partial blob is left"
     );
+    // Its lease lapses: nothing renews it any more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // Restarted: no trace of the upload is visible.
     let server = ChildServer::start(dir.path());

@@ -190,7 +190,7 @@ impl Shared {
         Ok(())
     }
 
-    async fn delete_quietly(&self, key: &str) -> BlobResult<()> {
+    pub(super) async fn delete_quietly(&self, key: &str) -> BlobResult<()> {
         match self
             .client
             .delete_object()
@@ -395,7 +395,12 @@ impl S3Store {
                 Err(e) => return Err(e),
             }
         }
-        self.s.delete_all_tails(&object).await
+        // The blob is complete: its tails are garbage now. Best effort: gc's sweep removes
+        // tail objects that no upload in progress names.
+        if let Err(e) = self.s.delete_all_tails(&object).await {
+            tracing::warn!(%key, error = %e, "could not remove a finished upload's tail objects; gc will");
+        }
+        Ok(())
     }
 
     pub(super) async fn discard(&self, key: &BlobKey, state: &ResumeState) -> BlobResult<()> {

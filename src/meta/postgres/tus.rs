@@ -12,7 +12,7 @@ use crate::meta::{MetaError, MetaResult};
 
 const COLUMNS: &str = "id, tenant_id, blob_key, upload_length, upload_offset, metadata, resource, \
      resource_id, name, content_type, is_public, file_expire_at, hash_state, store_state, \
-     created_at, expires_at";
+     created_at, expires_at, file_expires_in";
 
 fn size(r: &Row, i: usize) -> MetaResult<u64> {
     let n: i64 = r.try_get(i)?;
@@ -40,6 +40,7 @@ fn upload_from_row(r: &Row) -> MetaResult<TusUpload> {
         store_state: r.try_get(13)?,
         created_at: r.try_get(14)?,
         expires_at: r.try_get(15)?,
+        file_expires_in: r.try_get(16)?,
     })
 }
 
@@ -53,7 +54,7 @@ impl TusStore for Postgres {
                     &format!(
                         "INSERT INTO tus_uploads ({COLUMNS}, lease_token, lease_until, updated_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                 $15, $16, $17, $18, $15)"
+                                 $15, $16, $19, $17, $18, $15)"
                     ),
                     &[
                         &up.id,
@@ -74,6 +75,7 @@ impl TusStore for Postgres {
                         &up.expires_at,
                         &token,
                         &lease_until,
+                        &up.file_expires_in,
                     ],
                 )
                 .await?;

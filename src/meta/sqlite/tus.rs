@@ -10,7 +10,7 @@ use crate::meta::{MetaError, MetaResult};
 
 const COLUMNS: &str = "id, tenant_id, blob_key, upload_length, upload_offset, metadata, resource, \
      resource_id, name, content_type, is_public, file_expire_at, hash_state, store_state, \
-     created_at, expires_at";
+     created_at, expires_at, file_expires_in";
 
 fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<TusUpload> {
     let key: String = r.get(2)?;
@@ -38,6 +38,7 @@ fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<TusUpload> {
         store_state: r.get(13)?,
         created_at: r.get(14)?,
         expires_at: r.get(15)?,
+        file_expires_in: r.get(16)?,
     })
 }
 
@@ -55,7 +56,7 @@ impl TusStore for Sqlite {
                 &format!(
                     "INSERT INTO tus_uploads ({COLUMNS}, lease_token, lease_until, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?15)"
+                             ?16, ?19, ?17, ?18, ?15)"
                 ),
                 params![
                     up.id,
@@ -75,7 +76,8 @@ impl TusStore for Sqlite {
                     up.created_at,
                     up.expires_at,
                     token,
-                    lease_until
+                    lease_until,
+                    up.file_expires_in
                 ],
             )?;
             Ok(())
