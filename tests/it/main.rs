@@ -10,6 +10,8 @@ mod quota;
 mod acme;
 mod cli;
 mod concurrency;
+mod disk;
+mod faults;
 mod gc;
 mod openapi;
 mod proxy;
