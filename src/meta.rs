@@ -37,6 +37,15 @@ pub enum MetaError {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
+/// The refusal of `name` because `other` exists: the same name, or one that looks like it.
+pub(crate) fn name_taken(name: &str, other: &str) -> MetaError {
+    if name == other {
+        MetaError::Conflict(format!("tenant {name}"))
+    } else {
+        MetaError::Conflict(format!("tenant {name} looks like tenant {other}, which"))
+    }
+}
+
 /// A database migrated by a newer mtfu (a rolled-back binary) is refused rather than used: this
 /// binary cannot know what the newer migrations changed.
 fn refuse_newer_schema(newest: Option<i64>, known: &[(i64, &str, &str)]) -> MetaResult<()> {
@@ -56,6 +65,30 @@ pub struct ListFilter {
     pub resource: Option<String>,
     pub resource_id: Option<String>,
     pub tenant_username: Option<String>,
+}
+
+impl ListFilter {
+    /// The filters of a listing's query (`get` answers a parameter, absent or empty being no
+    /// filter), or `None` when one of them can match no file: a value that no resource,
+    /// resource id or tenant name can be (a control character, a NUL that PostgreSQL cannot
+    /// even compare, a `/`, too long). Such a listing is empty, and no store is asked.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Option<ListFilter> {
+        use crate::domain::{Resource, ResourceId, TenantName};
+        fn check<T, E>(
+            v: Option<String>,
+            parse: impl Fn(&str) -> Result<T, E>,
+        ) -> Option<Option<String>> {
+            match v {
+                Some(v) => parse(&v).ok().map(|_| Some(v)),
+                None => Some(None),
+            }
+        }
+        Some(ListFilter {
+            resource: check(get("resource"), Resource::parse)?,
+            resource_id: check(get("resource_id"), ResourceId::parse)?,
+            tenant_username: check(get("tenant_username"), TenantName::parse)?,
+        })
+    }
 }
 
 /// Where a keyset listing stopped: the sort key `(name, tenant username, id)` of the last file
@@ -100,6 +133,13 @@ impl ListCursor {
             .ok()?;
         let (name, tenant_username, id) =
             serde_json::from_slice::<(String, String, String)>(&bytes).ok()?;
+        // No name, tenant name or id holds a control character; a NUL would fail PostgreSQL.
+        if [&name, &tenant_username, &id]
+            .iter()
+            .any(|s| s.chars().any(char::is_control))
+        {
+            return None;
+        }
         Some(ListCursor {
             name,
             tenant_username,
@@ -315,6 +355,9 @@ mod tests {
             b64("[\"a\",\"b\",\"c\",\"d\"]"),
             b64("[1,2,3]"),
             b64("{\"name\":\"a\"}"),
+            b64("[\"a\\u0000\",\"b\",\"c\"]"),
+            b64("[\"a\",\"b\\u0000\",\"c\"]"),
+            b64("[\"a\",\"b\",\"\\u0000\"]"),
             "A".repeat(10_000),
         ] {
             assert_eq!(ListCursor::decode(&bad), None, "{bad:?}");

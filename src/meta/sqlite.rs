@@ -24,6 +24,7 @@ const POOL_SIZE: usize = 4;
 /// How long a writer waits for SQLite's lock before the request fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod names;
 mod quota;
 mod tus;
 
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_tus",
         include_str!("../../migrations/sqlite/0005_tus.sql"),
+    ),
+    (
+        8,
+        "0008_name_keys",
+        include_str!("../../migrations/sqlite/0008_name_keys.sql"),
     ),
 ];
 
@@ -284,23 +290,9 @@ impl MetaBackend for Sqlite {
     }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
-        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
-        self.with(move |c| {
-            let r = c.execute(
-                "INSERT INTO tenants (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
-                params![name, hash, crate::domain::now_micros()],
-            );
-            match r {
-                Ok(_) => Ok(TenantId(c.last_insert_rowid())),
-                Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-                {
-                    Err(MetaError::Conflict(format!("tenant {name}")))
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
+        let (name, key, hash) = (name.to_string(), name.key(), password_hash.to_owned());
+        self.with(move |c| names::create_tenant(c, &name, &key, &hash))
+            .await
     }
 
     async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>> {

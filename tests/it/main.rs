@@ -10,6 +10,7 @@ mod quota;
 mod acme;
 mod cli;
 mod concurrency;
+mod edge;
 mod gc;
 mod openapi;
 mod proxy;
