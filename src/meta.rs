@@ -161,6 +161,11 @@ pub trait MetaBackend: tus::TusStore + quota::QuotaStore + Send + Sync {
     async fn migrate(&self) -> MetaResult<usize>;
     /// Cheap round trip, for `/readyz`.
     async fn ping(&self) -> MetaResult<()>;
+    /// Writes waiting for the store's single write connection or running on it (SQLite);
+    /// 0 for a store without such a queue. For tests and diagnostics.
+    fn writes_queued(&self) -> usize {
+        0
+    }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId>;
     /// The tenant and its password hash.
@@ -294,7 +299,8 @@ impl Meta {
     pub async fn open(cfg: &Config) -> MetaResult<Meta> {
         match cfg.metadata.backend {
             MetadataBackend::Sqlite => {
-                let db = sqlite::Sqlite::open(&cfg.sqlite_path()).await?;
+                let db =
+                    sqlite::Sqlite::open_with(&cfg.sqlite_path(), &cfg.metadata.sqlite).await?;
                 Ok(Meta(Arc::new(db)))
             }
             MetadataBackend::Postgres => {

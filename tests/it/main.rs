@@ -19,6 +19,7 @@ mod s3;
 mod seed;
 mod server;
 mod shutdown;
+mod sqlite_lock;
 mod tls;
 mod tokens;
 mod tus;
