@@ -283,8 +283,8 @@ pub enum MetadataBackend {
 pub struct SqliteConfig {
     /// Database file. Unset: `data_dir/mtfu.sqlite3`.
     pub path: Option<PathBuf>,
-    /// Connections kept open for reads (listings, downloads, logins), apart from the one
-    /// connection that writes: a read never waits for a write (WAL). 0 is taken as 1.
+    /// Connections kept open for reads (listings, downloads, logins), apart from the 4
+    /// connections that write: a read never waits for a write (WAL). 0 is taken as 1.
     pub read_connections: usize,
     /// How long a write waits for SQLite's write lock (held by another process, e.g. a backup)
     /// before its request fails with 503 `metadata_unavailable`.

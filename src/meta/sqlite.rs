@@ -1,6 +1,6 @@
 //! SQLite metadata store (rusqlite, bundled SQLite, WAL).
 //!
-//! Writes run on one writer connection and take `BEGIN IMMEDIATE`, so they queue on SQLite's
+//! Writes run on writer connections and take `BEGIN IMMEDIATE`, so they queue on SQLite's
 //! lock (with a busy timeout) instead of failing on a lock upgrade; reads run on read-only
 //! connections of their own and never wait for a write (see `pool`).
 

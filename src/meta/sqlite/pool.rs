@@ -1,11 +1,11 @@
-//! The SQLite store's connections: one that writes, and a pool that only reads.
+//! The SQLite store's connections: a few that write, and a pool that only reads.
 //!
 //! SQLite lets one writer at a time hold its lock; a write waits for it (the busy timeout) on
 //! its connection. When reads and writes shared one pool, writes waiting for a lock held by
 //! another process took every connection and listings queued behind them. Here writes queue
-//! for the single writer connection (each for at most the busy timeout, then 503), and reads
-//! run on connections of their own (`query_only`), which WAL lets read the last commit while a
-//! write is in progress: a read never waits for a write.
+//! for the writer connections (each for at most the busy timeout, then 503), and reads run on
+//! connections of their own (`query_only`), which WAL lets read the last commit while a write
+//! is in progress: a read never waits for a write.
 //!
 //! Every call runs on tokio's blocking threads, never on the async workers, and holds its
 //! permit until its closure has returned, so a cancelled request never lets more calls than
@@ -22,6 +22,13 @@ use tokio::sync::Semaphore;
 use super::Sqlite;
 use crate::config::SqliteConfig;
 use crate::meta::{MetaError, MetaResult};
+
+/// Connections that write (as many as the shared pool had). SQLite lets one write at a time
+/// whatever their number; with one connection, writes would be served strictly first come first
+/// served, which makes the quota reservations of concurrent uploads near a tenant's quota grow
+/// in lockstep until all of them are refused together (tests/it/quota.rs
+/// `concurrent_uploads_cannot_overshoot_the_quota_together` shows it).
+const WRITE_CONNECTIONS: usize = 4;
 
 /// Connections of one kind, and the permits that bound their use.
 struct Slot {
@@ -151,8 +158,10 @@ impl Sqlite {
             cfg.read_connections.max(1),
         );
         let (writer, readers) = tokio::task::spawn_blocking(move || {
-            // The writer first: it puts the file in WAL mode.
-            let writer = connect(&p, busy, false)?;
+            // The writers first: they put the file in WAL mode.
+            let writer = (0..WRITE_CONNECTIONS)
+                .map(|_| connect(&p, busy, false))
+                .collect::<Result<Vec<_>, _>>()?;
             let readers = (0..readers)
                 .map(|_| connect(&p, busy, true))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -164,13 +173,13 @@ impl Sqlite {
             pool: Pool {
                 path: path.to_owned(),
                 busy,
-                writer: Slot::new(vec![writer], false),
+                writer: Slot::new(writer, false),
                 readers: Slot::new(readers, true),
             },
         })
     }
 
-    /// Run `f` on the writer connection: for every call that writes (or must read what it is
+    /// Run `f` on a writer connection: for every call that writes (or must read what it is
     /// about to write in one transaction).
     pub(super) async fn with<T, F>(&self, f: F) -> MetaResult<T>
     where
@@ -180,7 +189,7 @@ impl Sqlite {
         self.pool.run(&self.pool.writer, f).await
     }
 
-    /// Writes waiting for the writer connection or running on it.
+    /// Writes waiting for a writer connection or running on one.
     pub(super) fn writes_queued(&self) -> usize {
         self.pool.writer.queued.load(Ordering::SeqCst)
     }
