@@ -349,6 +349,24 @@ mod tests {
     }
 
     #[test]
+    fn filters_no_stored_value_can_equal_match_nothing() {
+        use super::ListFilter;
+        let q =
+            |k: &'static str, v: &'static str| move |key: &str| (key == k).then(|| v.to_owned());
+        for (k, v) in [
+            ("resource", "a\u{0}"),
+            ("resource_id", "a/b"),
+            ("tenant_username", "john\u{0}1"),
+            ("tenant_username", "john 1"),
+        ] {
+            assert!(ListFilter::from_query(q(k, v)).is_none(), "{k}={v:?}");
+        }
+        let f = ListFilter::from_query(q("tenant_username", "john1")).expect("a filter");
+        assert_eq!(f.tenant_username.as_deref(), Some("john1"));
+        assert_eq!(f.resource, None);
+    }
+
+    #[test]
     fn garbage_cursors_decode_to_none() {
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
