@@ -278,11 +278,27 @@ pub enum MetadataBackend {
     Postgres,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqliteConfig {
     /// Database file. Unset: `data_dir/mtfu.sqlite3`.
     pub path: Option<PathBuf>,
+    /// Connections kept open for reads (listings, downloads, logins), apart from the 4
+    /// connections that write: a read never waits for a write (WAL). 0 is taken as 1.
+    pub read_connections: usize,
+    /// How long a write waits for SQLite's write lock (held by another process, e.g. a backup)
+    /// before its request fails with 503 `metadata_unavailable`.
+    pub busy_timeout_secs: u64,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            read_connections: 4,
+            busy_timeout_secs: 10,
+        }
+    }
 }
 
 /// PostgreSQL metadata store (`metadata.backend = "postgres"`).

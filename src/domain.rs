@@ -7,6 +7,8 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
+pub mod text;
+
 /// Microseconds since the Unix epoch: how times are stored and compared.
 pub type Micros = i64;
 
@@ -90,10 +92,13 @@ pub struct FileName(String);
 impl FileName {
     pub const MAX_BYTES: usize = 255;
 
+    /// Refuses what [`FileName::MAX_BYTES`], traversal, control, bidi and invisible format
+    /// characters rule out; the name kept is NFC (so NFC and NFD spellings are one file).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
             return Err("The submitted file is empty.".into());
         }
+        let s = &text::nfc(s);
         if s.len() > Self::MAX_BYTES {
             return Err(format!(
                 "Ensure this filename has at most {} characters (it has {}).",
@@ -106,6 +111,9 @@ impl FileName {
                 "Invalid file name: it must not be '.' or '..' nor contain '/', '\\' or control characters."
                     .into(),
             );
+        }
+        if let Some(m) = text::hidden_character(s) {
+            return Err(m);
         }
         Ok(Self(s.to_owned()))
     }
@@ -131,6 +139,27 @@ impl TenantName {
         } else {
             Err("Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.".into())
         }
+    }
+
+    /// The name of a tenant about to be created (`mtfu tenant add`): NFKC-normalised as Django
+    /// normalises usernames, then [`parse`](TenantName::parse)'s rule, and its letters of one
+    /// script. Names already stored are read with `parse`, so older ones keep working.
+    pub fn new_account(s: &str) -> Result<Self, String> {
+        let name = Self::parse(&text::nfkc(s))?;
+        if !text::single_script(name.as_str()) {
+            return Err(format!(
+                "Enter a valid username. {:?} mixes letters of different scripts (such as Latin \
+                 with Cyrillic or Greek), which can look like another name.",
+                name.0
+            ));
+        }
+        Ok(name)
+    }
+
+    /// What must be unique among tenants: [`text::name_key`] (case-folded confusable
+    /// skeleton), so `JOHN1` cannot sit beside `john1`, nor a Cyrillic `ассеѕѕ1` beside `access1`.
+    pub fn key(&self) -> String {
+        text::name_key(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -291,6 +320,46 @@ mod tests {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(FileName::parse("résumé (1).pdf").is_ok());
+    }
+
+    #[test]
+    fn file_names_are_nfc_and_hide_nothing() {
+        let nfd = FileName::parse("cafe\u{301}.txt").expect("nfd");
+        let nfc = FileName::parse("caf\u{e9}.txt").expect("nfc");
+        assert_eq!(nfd, nfc);
+        assert_eq!(nfd.as_str(), "caf\u{e9}.txt");
+        for bad in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{2067}b",
+            "a\u{200B}b",
+            "\u{FEFF}x.txt",
+        ] {
+            let err = FileName::parse(bad).expect_err(bad);
+            assert!(err.contains("U+"), "{bad:?}: {err}");
+        }
+        // The byte limit is on the NFC form.
+        assert!(FileName::parse(&"e\u{301}".repeat(127)).is_ok());
+    }
+
+    #[test]
+    fn new_tenant_names_are_nfkc_of_one_script() {
+        let full =
+            TenantName::new_account("\u{ff4a}\u{ff4f}\u{ff48}\u{ff4e}\u{ff11}").expect("fullwidth");
+        assert_eq!(full.as_str(), "john1");
+        assert_eq!(
+            TenantName::new_account("JOHN1").expect("upper").as_str(),
+            "JOHN1"
+        );
+        assert_eq!(
+            TenantName::new_account("JOHN1").expect("upper").key(),
+            TenantName::new_account("john1").expect("lower").key()
+        );
+        let err = TenantName::new_account("j\u{43e}hn1").expect_err("mixed");
+        assert!(err.contains("scripts"), "{err}");
+        assert!(TenantName::new_account("john 1").is_err());
+        assert!(TenantName::new_account("a\u{0}").is_err());
+        // Stored names are read as they are.
+        assert!(TenantName::parse("j\u{43e}hn1").is_ok());
     }
 
     #[test]

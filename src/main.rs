@@ -259,7 +259,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (meta, _) = open_stores(&cfg).await?;
             match command {
                 TenantCommand::Add { name } => {
-                    let name = tenant_name(&name)?;
+                    // NFKC, one script; unique by look-alike key (the store refuses a clash).
+                    let name = TenantName::new_account(&name)
+                        .map_err(|m| anyhow::anyhow!("{name:?}: {m}"))?;
                     let hash = build_auth(&cfg)?.hash_password(read_password()?).await?;
                     meta.create_tenant(&name, &hash)
                         .await

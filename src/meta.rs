@@ -52,6 +52,15 @@ pub enum Claim {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
+/// The refusal of `name` because `other` exists: the same name, or one that looks like it.
+pub(crate) fn name_taken(name: &str, other: &str) -> MetaError {
+    if name == other {
+        MetaError::Conflict(format!("tenant {name}"))
+    } else {
+        MetaError::Conflict(format!("tenant {name} looks like tenant {other}, which"))
+    }
+}
+
 /// A database migrated by a newer mtfu (a rolled-back binary) is refused rather than used: this
 /// binary cannot know what the newer migrations changed.
 fn refuse_newer_schema(newest: Option<i64>, known: &[(i64, &str, &str)]) -> MetaResult<()> {
@@ -71,6 +80,30 @@ pub struct ListFilter {
     pub resource: Option<String>,
     pub resource_id: Option<String>,
     pub tenant_username: Option<String>,
+}
+
+impl ListFilter {
+    /// The filters of a listing's query (`get` answers a parameter, absent or empty being no
+    /// filter), or `None` when one of them can match no file: a value that no resource,
+    /// resource id or tenant name can be (a control character, a NUL that PostgreSQL cannot
+    /// even compare, a `/`, too long). Such a listing is empty, and no store is asked.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Option<ListFilter> {
+        use crate::domain::{Resource, ResourceId, TenantName};
+        fn check<T, E>(
+            v: Option<String>,
+            parse: impl Fn(&str) -> Result<T, E>,
+        ) -> Option<Option<String>> {
+            match v {
+                Some(v) => parse(&v).ok().map(|_| Some(v)),
+                None => Some(None),
+            }
+        }
+        Some(ListFilter {
+            resource: check(get("resource"), Resource::parse)?,
+            resource_id: check(get("resource_id"), ResourceId::parse)?,
+            tenant_username: check(get("tenant_username"), TenantName::parse)?,
+        })
+    }
 }
 
 /// Where a keyset listing stopped: the sort key `(name, tenant username, id)` of the last file
@@ -115,6 +148,13 @@ impl ListCursor {
             .ok()?;
         let (name, tenant_username, id) =
             serde_json::from_slice::<(String, String, String)>(&bytes).ok()?;
+        // No name, tenant name or id holds a control character; a NUL would fail PostgreSQL.
+        if [&name, &tenant_username, &id]
+            .iter()
+            .any(|s| s.chars().any(char::is_control))
+        {
+            return None;
+        }
         Some(ListCursor {
             name,
             tenant_username,
@@ -136,6 +176,11 @@ pub trait MetaBackend: tus::TusStore + quota::QuotaStore + fsck::FsckStore + Sen
     async fn migrate(&self) -> MetaResult<usize>;
     /// Cheap round trip, for `/readyz`.
     async fn ping(&self) -> MetaResult<()>;
+    /// Writes waiting for the store's single write connection or running on it (SQLite);
+    /// 0 for a store without such a queue. For tests and diagnostics.
+    fn writes_queued(&self) -> usize {
+        0
+    }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId>;
     /// The tenant and its password hash.
@@ -286,7 +331,8 @@ impl Meta {
     pub async fn open(cfg: &Config) -> MetaResult<Meta> {
         match cfg.metadata.backend {
             MetadataBackend::Sqlite => {
-                let db = sqlite::Sqlite::open(&cfg.sqlite_path()).await?;
+                let db =
+                    sqlite::Sqlite::open_with(&cfg.sqlite_path(), &cfg.metadata.sqlite).await?;
                 Ok(Meta(Arc::new(db)))
             }
             MetadataBackend::Postgres => {
@@ -335,6 +381,24 @@ mod tests {
     }
 
     #[test]
+    fn filters_no_stored_value_can_equal_match_nothing() {
+        use super::ListFilter;
+        let q =
+            |k: &'static str, v: &'static str| move |key: &str| (key == k).then(|| v.to_owned());
+        for (k, v) in [
+            ("resource", "a\u{0}"),
+            ("resource_id", "a/b"),
+            ("tenant_username", "john\u{0}1"),
+            ("tenant_username", "john 1"),
+        ] {
+            assert!(ListFilter::from_query(q(k, v)).is_none(), "{k}={v:?}");
+        }
+        let f = ListFilter::from_query(q("tenant_username", "john1")).expect("a filter");
+        assert_eq!(f.tenant_username.as_deref(), Some("john1"));
+        assert_eq!(f.resource, None);
+    }
+
+    #[test]
     fn garbage_cursors_decode_to_none() {
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -347,6 +411,9 @@ mod tests {
             b64("[\"a\",\"b\",\"c\",\"d\"]"),
             b64("[1,2,3]"),
             b64("{\"name\":\"a\"}"),
+            b64("[\"a\\u0000\",\"b\",\"c\"]"),
+            b64("[\"a\",\"b\\u0000\",\"c\"]"),
+            b64("[\"a\",\"b\",\"\\u0000\"]"),
             "A".repeat(10_000),
         ] {
             assert_eq!(ListCursor::decode(&bad), None, "{bad:?}");

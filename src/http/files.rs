@@ -16,6 +16,7 @@ use crate::domain::{
     FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, format_micros, now_micros,
 };
 use crate::meta::ListFilter;
+use crate::service::PageInfo;
 
 /// `page_size` when the client gives none (the seed's).
 const DEFAULT_PAGE_SIZE: u64 = 10;
@@ -138,15 +139,17 @@ fn page_size(state: &AppState, q: &HashMap<String, String>) -> Result<u64, ApiEr
 async fn paged(
     state: &AppState,
     tenant: &Tenant,
-    filter: ListFilter,
+    filter: Option<ListFilter>,
     q: &HashMap<String, String>,
     link_base: Option<String>,
 ) -> Result<Response, ApiError> {
     let size = page_size(state, q)?;
-    let (info, files) = state
-        .files
-        .page(tenant, &filter, q.get("page").map(String::as_str), size)
-        .await?;
+    let page = q.get("page").map(String::as_str);
+    let (info, files) = match &filter {
+        Some(filter) => state.files.page(tenant, filter, page, size).await?,
+        // A filter that can match nothing (see ListFilter::from_query): an empty listing.
+        None => (PageInfo::new(0, size, page), Vec::new()),
+    };
     let mut out = Vec::with_capacity(files.len());
     for f in &files {
         let url = match &link_base {
@@ -191,7 +194,7 @@ pub async fn resource_files(
     paged(
         state,
         tenant,
-        filter,
+        Some(filter),
         &query(req),
         Some(base_url(state, ctx)),
     )
@@ -224,11 +227,7 @@ pub async fn list_files(
 ) -> Result<Response, ApiError> {
     let q = query(req);
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
-    let filter = ListFilter {
-        resource: get("resource"),
-        resource_id: get("resource_id"),
-        tenant_username: get("tenant_username"),
-    };
+    let filter = ListFilter::from_query(get);
     paged(state, tenant, filter, &q, None).await
 }
 

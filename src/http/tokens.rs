@@ -34,6 +34,11 @@ fn required<'a>(
                     vec!["This field may not be blank.".to_string()],
                 );
             }
+            // DRF's CharField refuses NUL, and no store could look it up.
+            Some(FormValue::Text(s)) if !crate::domain::text::storable(s) => {
+                let m = crate::domain::text::NUL_MESSAGE.to_string();
+                errors.insert(name.to_string(), vec![m]);
+            }
             Some(FormValue::Text(s)) => values.push(s.as_str()),
         }
     }

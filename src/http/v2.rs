@@ -194,10 +194,12 @@ async fn list(
             ListCursor::decode(&c).ok_or_else(|| ApiError::field("cursor", "Invalid cursor."))?,
         ),
     };
-    let filter = ListFilter {
-        resource: get("resource"),
-        resource_id: get("resource_id"),
-        tenant_username: get("tenant_username"),
+    let Some(filter) = ListFilter::from_query(get) else {
+        // A filter that can match nothing: an empty listing, no store asked.
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"files": [], "next_cursor": null}),
+        ));
     };
     let (files, next) = state
         .files

@@ -27,6 +27,7 @@ use crate::domain::{
 };
 
 mod fsck;
+mod names;
 mod quota;
 mod tus;
 
@@ -61,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "0006_leases",
         include_str!("../../migrations/postgres/0006_leases.sql"),
+    ),
+    (
+        8,
+        "0008_name_keys",
+        include_str!("../../migrations/postgres/0008_name_keys.sql"),
     ),
 ];
 
@@ -617,24 +623,9 @@ impl MetaBackend for Postgres {
     }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
-        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
+        let (name, key, hash) = (name.to_string(), name.key(), password_hash.to_owned());
         self.with(move |c| {
-            Box::pin(async move {
-                let r = c
-                    .query_one(
-                        "INSERT INTO tenants (username, password_hash, created_at)
-                         VALUES ($1, $2, $3) RETURNING id",
-                        &[&name, &hash, &crate::domain::now_micros()],
-                    )
-                    .await;
-                match r {
-                    Ok(row) => Ok(TenantId(row.try_get(0)?)),
-                    Err(e) if is_unique_violation(&e) => {
-                        Err(MetaError::Conflict(format!("tenant {name}")))
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            })
+            Box::pin(async move { names::create_tenant(c, &name, &key, &hash).await })
         })
         .await
     }

@@ -1,16 +1,11 @@
 //! SQLite metadata store (rusqlite, bundled SQLite, WAL).
 //!
-//! A small pool of connections; every call runs on tokio's blocking threads, never on the async
-//! workers. Writes take `BEGIN IMMEDIATE` so two writers queue on SQLite's lock (with a busy
-//! timeout) instead of failing on a lock upgrade.
-
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! Writes run on writer connections and take `BEGIN IMMEDIATE`, so they queue on SQLite's
+//! lock (with a busy timeout) instead of failing on a lock upgrade; reads run on read-only
+//! connections of their own and never wait for a write (see `pool`).
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use tokio::sync::Semaphore;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::domain::{
@@ -18,13 +13,9 @@ use crate::domain::{
     TenantName,
 };
 
-/// Connections kept open. SQLite serialises writers anyway; a few readers let listings run
-/// while an upload commits.
-const POOL_SIZE: usize = 4;
-/// How long a writer waits for SQLite's lock before the request fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 mod fsck;
+mod names;
+mod pool;
 mod quota;
 mod tus;
 
@@ -60,12 +51,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_leases",
         include_str!("../../migrations/sqlite/0006_leases.sql"),
     ),
+    (
+        8,
+        "0008_name_keys",
+        include_str!("../../migrations/sqlite/0008_name_keys.sql"),
+    ),
 ];
 
 pub struct Sqlite {
-    path: PathBuf,
-    conns: Arc<Mutex<Vec<Connection>>>,
-    permits: Semaphore,
+    pool: pool::Pool,
 }
 
 impl From<rusqlite::Error> for MetaError {
@@ -77,72 +71,6 @@ impl From<rusqlite::Error> for MetaError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => MetaError::Conflict(e.to_string()),
             _ => MetaError::Internal(e.to_string()),
         }
-    }
-}
-
-fn connect(path: &Path) -> Result<Connection, MetaError> {
-    let conn = Connection::open(path)
-        .map_err(|e| MetaError::Unavailable(format!("open {}: {e}", path.display())))?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it returns,
-    // so a file is never listed and then lost to a power cut.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
-}
-
-impl Sqlite {
-    pub async fn open(path: &Path) -> MetaResult<Sqlite> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| MetaError::Unavailable(format!("create {}: {e}", dir.display())))?;
-        }
-        let p = path.to_owned();
-        let conns = tokio::task::spawn_blocking(move || {
-            (0..POOL_SIZE)
-                .map(|_| connect(&p))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| MetaError::Internal(e.to_string()))??;
-        Ok(Sqlite {
-            path: path.to_owned(),
-            conns: Arc::new(Mutex::new(conns)),
-            permits: Semaphore::new(POOL_SIZE),
-        })
-    }
-
-    /// Run `f` on a pooled connection on a blocking thread.
-    async fn with<T, F>(&self, f: F) -> MetaResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> MetaResult<T> + Send + 'static,
-    {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| MetaError::Internal(e.to_string()))?;
-        let conns = self.conns.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let taken = conns.lock().map(|mut v| v.pop()).unwrap_or(None);
-            let mut conn = match taken {
-                Some(c) => c,
-                // A connection is lost only if a closure panicked; open a fresh one.
-                None => connect(&path)?,
-            };
-            let out = f(&mut conn);
-            if let Ok(mut v) = conns.lock() {
-                v.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
     }
 }
 
@@ -284,34 +212,24 @@ impl MetaBackend for Sqlite {
         .await
     }
 
+    fn writes_queued(&self) -> usize {
+        Sqlite::writes_queued(self)
+    }
+
     async fn ping(&self) -> MetaResult<()> {
-        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
-        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
-        self.with(move |c| {
-            let r = c.execute(
-                "INSERT INTO tenants (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
-                params![name, hash, crate::domain::now_micros()],
-            );
-            match r {
-                Ok(_) => Ok(TenantId(c.last_insert_rowid())),
-                Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-                {
-                    Err(MetaError::Conflict(format!("tenant {name}")))
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
+        let (name, key, hash) = (name.to_string(), name.key(), password_hash.to_owned());
+        self.with(move |c| names::create_tenant(c, &name, &key, &hash))
+            .await
     }
 
     async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>> {
         let name = name.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT id, username, password_hash FROM tenants WHERE username = ?1",
                 [name],
@@ -323,7 +241,7 @@ impl MetaBackend for Sqlite {
     }
 
     async fn tenant_by_id(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
-        self.with(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT id, username FROM tenants WHERE id = ?1",
                 [id.0],
@@ -335,7 +253,7 @@ impl MetaBackend for Sqlite {
     }
 
     async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare("SELECT id, username FROM tenants ORDER BY username")?;
             let rows = st.query_map([], tenant_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -521,7 +439,7 @@ impl MetaBackend for Sqlite {
         now: Micros,
     ) -> MetaResult<u64> {
         let (cond, args) = visible_where(viewer, filter, now);
-        self.with(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id WHERE {cond}"
             );
@@ -540,7 +458,7 @@ impl MetaBackend for Sqlite {
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>> {
         let (cond, mut args) = visible_where(viewer, filter, now);
-        self.with(move |c| {
+        self.read(move |c| {
             args.push(rusqlite::types::Value::Integer(limit as i64));
             args.push(rusqlite::types::Value::Integer(offset as i64));
             let n = args.len();
@@ -576,7 +494,7 @@ impl MetaBackend for Sqlite {
             args.push(Value::Text(c.id.clone()));
         }
         args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -591,7 +509,7 @@ impl MetaBackend for Sqlite {
         now: Micros,
     ) -> MetaResult<Option<FileRecord>> {
         let id = id.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
                  WHERE f.id = ?1 AND f.tenant_id = ?2 AND f.deleted_at IS NULL
@@ -751,7 +669,7 @@ impl MetaBackend for Sqlite {
         now: Micros,
     ) -> MetaResult<Option<FileRecord>> {
         let (id, viewer) = (id.as_str().to_owned(), viewer.id.0);
-        self.with(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
                  WHERE f.id = ?1 AND f.deleted_at IS NULL
@@ -830,7 +748,7 @@ impl MetaBackend for Sqlite {
     }
 
     async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>> {
-        self.with(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT urls_revoked_before FROM tenants WHERE id = ?1",
                 [tenant.0],

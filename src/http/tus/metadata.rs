@@ -91,6 +91,11 @@ pub(super) fn new_upload(
     };
     let content_type = match text(&["content_type", "filetype", "type"]) {
         None => None,
+        // Kept in the upload's row until the type is decided: no store can hold a NUL.
+        Some(Ok(ct)) if !crate::domain::text::storable(&ct) => {
+            err("content_type", crate::domain::text::NUL_MESSAGE);
+            None
+        }
         Some(Ok(ct)) => Some(ct).filter(|c| !c.trim().is_empty()),
         Some(Err(())) => {
             err("content_type", "Must be UTF-8 text.");
