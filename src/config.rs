@@ -483,6 +483,9 @@ pub struct TusConfig {
     /// upload never write at once, and one cut short by a node's death blocks the upload this
     /// long at most.
     pub lease_secs: u64,
+    /// Unfinished uploads a tenant may hold at once (each holds a row, a temporary file or an
+    /// S3 multipart upload until it expires); past it, a creation answers 429.
+    pub max_unfinished_per_tenant: u64,
 }
 
 impl Default for TusConfig {
@@ -490,6 +493,7 @@ impl Default for TusConfig {
         Self {
             expire_after_secs: 86_400,
             lease_secs: 30,
+            max_unfinished_per_tenant: 100,
         }
     }
 }

@@ -10,6 +10,11 @@ use crate::upload::{Admit, UploadError};
 /// Reservations grow by at least this much, and by half of what is held (so a large upload
 /// needs a logarithmic number of metadata round trips), never past what the quota has room for.
 const MIN_STEP: u64 = 64 * 1024;
+/// How long the tenant's oldest upload in flight waits for room held by younger uploads (which
+/// are refused when they next grow, and release it) before it is refused too.
+const OLDEST_WAITS: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often it looks again.
+const OLDEST_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Drop the quota reservation of a finished or abandoned upload (best effort: gc drops a
 /// reservation whose upload is gone).
@@ -91,28 +96,42 @@ impl Admit for Reservation {
         }
         let need = total - held;
         let want = need.max(MIN_STEP).max(held / 2);
-        match self
-            .meta
-            .reserve(
-                self.tenant,
-                &self.key,
-                need,
-                want,
-                self.defaults,
-                now_micros(),
-            )
-            .await?
-        {
-            Reserved::Held(n) => {
-                self.held = Some(n);
-                Ok(())
+        let deadline = tokio::time::Instant::now() + OLDEST_WAITS;
+        loop {
+            let r = self
+                .meta
+                .reserve(
+                    self.tenant,
+                    &self.key,
+                    need,
+                    want,
+                    self.defaults,
+                    now_micros(),
+                )
+                .await?;
+            match r {
+                Reserved::Held(n) => {
+                    self.held = Some(n);
+                    return Ok(());
+                }
+                // The limits were lifted meanwhile.
+                Reserved::Unlimited => {
+                    self.held = None;
+                    return Ok(());
+                }
+                Reserved::Exceeded => {
+                    // Uploads that grow together could otherwise all be refused at once,
+                    // though one would fit: the tenant's oldest upload in flight waits for the
+                    // younger ones, which are refused and give their room back.
+                    let oldest = self.meta.oldest_reservation(self.tenant).await?;
+                    if oldest.as_deref() != Some(self.key.as_str())
+                        || tokio::time::Instant::now() >= deadline
+                    {
+                        return Err(UploadError::QuotaExceeded);
+                    }
+                    tokio::time::sleep(OLDEST_RETRY).await;
+                }
             }
-            // The limits were lifted meanwhile.
-            Reserved::Unlimited => {
-                self.held = None;
-                Ok(())
-            }
-            Reserved::Exceeded => Err(UploadError::QuotaExceeded),
         }
     }
 }

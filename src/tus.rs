@@ -44,6 +44,8 @@ pub struct TusSettings {
     pub lease: Duration,
     pub max_file_size: u64,
     pub allowed_content_types: Vec<String>,
+    /// `tus.max_unfinished_per_tenant`.
+    pub max_unfinished: u64,
 }
 
 impl TusSettings {
@@ -53,6 +55,7 @@ impl TusSettings {
             lease: Duration::from_secs(cfg.tus.lease_secs),
             max_file_size: cfg.limits.max_file_size,
             allowed_content_types: cfg.limits.allowed_content_types.clone(),
+            max_unfinished: cfg.tus.max_unfinished_per_tenant,
         }
     }
 }
@@ -91,6 +94,9 @@ pub enum TusError {
     /// removed.
     #[error("the file's expiry passed before the upload was complete")]
     ExpiredBeforeCommit,
+    /// The tenant has `tus.max_unfinished_per_tenant` unfinished uploads already.
+    #[error("{max} unfinished uploads already")]
+    TooManyUnfinished { max: u64 },
     /// The tenant's quota has no room for `Upload-Length` more bytes.
     #[error("quota exceeded")]
     QuotaExceeded,
@@ -262,9 +268,20 @@ impl Tus {
             expires_at: now.saturating_add(micros(self.set.expire_after)),
         };
         let lease = Lease::new(self.meta().clone(), &up.id, now + micros(self.set.lease));
-        self.meta()
-            .tus_create(&up, &lease.token, lease.until)
-            .await?;
+        let created = self
+            .meta()
+            .tus_create(&up, &lease.token, lease.until, self.set.max_unfinished)
+            .await;
+        if !matches!(created, Ok(true)) {
+            crate::quota::release(self.meta(), &up.blob_key).await;
+            let e = match created {
+                Ok(_) => TusError::TooManyUnfinished {
+                    max: self.set.max_unfinished,
+                },
+                Err(e) => e.into(),
+            };
+            return Err(lease.unused(e));
+        }
         let mut session = Session {
             tus: self.clone(),
             tenant: tenant.clone(),

@@ -155,6 +155,16 @@ impl Refusal {
                         "unsupported_media_type",
                     );
                 }
+                TusError::TooManyUnfinished { max } => {
+                    return detail(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "{max} unfinished uploads already: finish or terminate one first \
+                             (unfinished uploads expire after tus.expire_after_secs)."
+                        ),
+                        "too_many_unfinished_uploads",
+                    );
+                }
                 TusError::ExpiredBeforeCommit => ApiError::field(
                     "expire_at",
                     "Must be in the future: it passed before the upload was complete.",

@@ -153,6 +153,8 @@ pub trait QuotaStore: Send + Sync {
     /// Drop reservations older than `before` that no upload intent or resumable upload names
     /// (left by a crash); returns how many.
     async fn release_orphaned(&self, before: Micros) -> MetaResult<u64>;
+    /// The blob key of the tenant's oldest reservation, if any.
+    async fn oldest_reservation(&self, tenant: TenantId) -> MetaResult<Option<String>>;
 }
 
 /// Whether `usage` plus `bytes` more bytes and `files` more files fits the limits.

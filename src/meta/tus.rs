@@ -79,8 +79,16 @@ pub struct TusProgress {
 
 #[async_trait]
 pub trait TusStore: Send + Sync {
-    /// Record a new upload, leased to `token` until `lease_until` (its creator writes it next).
-    async fn tus_create(&self, up: &TusUpload, token: &str, lease_until: Micros) -> MetaResult<()>;
+    /// Record a new upload, leased to `token` until `lease_until` (its creator writes it next),
+    /// unless its tenant has `max_unfinished` unexpired uploads already: then false, and
+    /// nothing is recorded (the count and the insert are atomic).
+    async fn tus_create(
+        &self,
+        up: &TusUpload,
+        token: &str,
+        lease_until: Micros,
+        max_unfinished: u64,
+    ) -> MetaResult<bool>;
     /// The upload `id` of `tenant`, whatever its state; another tenant's is `None`.
     async fn tus_get(&self, tenant: TenantId, id: &str) -> MetaResult<Option<TusUpload>>;
     /// Lease `id` of `tenant` to `token` until `until`, if it has not expired at `now` and no

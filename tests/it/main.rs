@@ -26,6 +26,7 @@ mod tls;
 mod tokens;
 mod tus;
 mod tus_interop;
+mod tus_limits;
 mod tus_nodes;
 mod v2;
 mod visibility;

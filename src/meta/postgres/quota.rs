@@ -26,11 +26,22 @@ async fn usage_of<C: GenericClient>(c: &C, tenant: i64, now: Micros) -> MetaResu
             &[&tenant],
         )
         .await?;
+    // Unfinished resumable uploads without a reservation (no quota applied when they were
+    // created) still hold their declared length.
+    let tus = c
+        .query_one(
+            "SELECT count(*), coalesce(sum(upload_length), 0)::BIGINT FROM tus_uploads
+              WHERE tenant_id = $1 AND expires_at > $2
+                AND blob_key NOT IN (SELECT blob_key FROM quota_reservations)",
+            &[&tenant, &now],
+        )
+        .await?;
+    let add = |a: i64, b: i64| as_u64(a.saturating_add(b));
     Ok(Usage {
         files: as_u64(files.try_get(0)?),
         bytes: as_u64(files.try_get(1)?),
-        reserved_files: as_u64(reserved.try_get(0)?),
-        reserved_bytes: as_u64(reserved.try_get(1)?),
+        reserved_files: add(reserved.try_get(0)?, tus.try_get(0)?),
+        reserved_bytes: add(reserved.try_get(1)?, tus.try_get(1)?),
     })
 }
 
@@ -215,6 +226,25 @@ impl QuotaStore for Postgres {
                     &[&before],
                 )
                 .await?)
+            })
+        })
+        .await
+    }
+
+    async fn oldest_reservation(&self, tenant: TenantId) -> MetaResult<Option<String>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT blob_key FROM quota_reservations WHERE tenant_id = $1
+                         ORDER BY created_at, blob_key LIMIT 1",
+                        &[&tenant.0],
+                    )
+                    .await?;
+                Ok(match row {
+                    Some(r) => Some(r.try_get(0)?),
+                    None => None,
+                })
             })
         })
         .await

@@ -44,13 +44,40 @@ fn upload_from_row(r: &Row) -> MetaResult<TusUpload> {
     })
 }
 
+/// Advisory lock class of a tenant's tus creations ("tusc" in ASCII).
+const TUS_CREATE_LOCK_CLASS: i32 = 0x7475_7363;
+
 #[async_trait]
 impl TusStore for Postgres {
-    async fn tus_create(&self, up: &TusUpload, token: &str, lease_until: Micros) -> MetaResult<()> {
+    async fn tus_create(
+        &self,
+        up: &TusUpload,
+        token: &str,
+        lease_until: Micros,
+        max_unfinished: u64,
+    ) -> MetaResult<bool> {
         let (up, token) = (up.clone(), token.to_owned());
+        let max = i64::try_from(max_unfinished).unwrap_or(i64::MAX);
         self.with(move |c| {
             Box::pin(async move {
-                c.execute(
+                let tx = c.transaction().await?;
+                // The tenant's creations one at a time, so the count holds until the insert.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2::INT)",
+                    &[&TUS_CREATE_LOCK_CLASS, &(up.tenant_id.0 as i32)],
+                )
+                .await?;
+                let n: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM tus_uploads WHERE tenant_id = $1 AND expires_at > $2",
+                        &[&up.tenant_id.0, &up.created_at],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if n >= max {
+                    return Ok(false);
+                }
+                tx.execute(
                     &format!(
                         "INSERT INTO tus_uploads ({COLUMNS}, lease_token, lease_until, updated_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
@@ -79,7 +106,8 @@ impl TusStore for Postgres {
                     ],
                 )
                 .await?;
-                Ok(())
+                tx.commit().await?;
+                Ok(true)
             })
         })
         .await

@@ -36,11 +36,20 @@ fn usage_of(c: &Connection, tenant: i64, now: Micros) -> rusqlite::Result<Usage>
         params![tenant],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    // Unfinished resumable uploads without a reservation (no quota applied when they were
+    // created) still hold their declared length.
+    let (tfiles, tbytes): (i64, i64) = c.query_row(
+        "SELECT count(*), coalesce(sum(upload_length), 0) FROM tus_uploads
+          WHERE tenant_id = ?1 AND expires_at > ?2
+            AND blob_key NOT IN (SELECT blob_key FROM quota_reservations)",
+        params![tenant, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(Usage {
         files: files as u64,
         bytes: bytes as u64,
-        reserved_files: rfiles as u64,
-        reserved_bytes: rbytes as u64,
+        reserved_files: (rfiles + tfiles) as u64,
+        reserved_bytes: (rbytes + tbytes) as u64,
     })
 }
 
@@ -183,6 +192,19 @@ impl QuotaStore for Sqlite {
                    AND blob_key NOT IN (SELECT blob_key FROM tus_uploads)",
                 params![before],
             )? as u64)
+        })
+        .await
+    }
+
+    async fn oldest_reservation(&self, tenant: TenantId) -> MetaResult<Option<String>> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT blob_key FROM quota_reservations WHERE tenant_id = ?1
+                 ORDER BY created_at, blob_key LIMIT 1",
+                params![tenant.0],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }

@@ -48,15 +48,25 @@ fn as_i64(n: u64) -> MetaResult<i64> {
 
 #[async_trait]
 impl TusStore for Sqlite {
-    async fn tus_create(&self, up: &TusUpload, token: &str, lease_until: Micros) -> MetaResult<()> {
+    async fn tus_create(
+        &self,
+        up: &TusUpload,
+        token: &str,
+        lease_until: Micros,
+        max_unfinished: u64,
+    ) -> MetaResult<bool> {
         let (up, token) = (up.clone(), token.to_owned());
         let (length, offset) = (as_i64(up.length)?, as_i64(up.offset)?);
+        let max = i64::try_from(max_unfinished).unwrap_or(i64::MAX);
         self.with(move |c| {
-            c.execute(
+            // One statement: the count and the insert cannot be split by another writer.
+            let n = c.execute(
                 &format!(
                     "INSERT INTO tus_uploads ({COLUMNS}, lease_token, lease_until, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?19, ?17, ?18, ?15)"
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                            ?16, ?19, ?17, ?18, ?15
+                     WHERE (SELECT count(*) FROM tus_uploads
+                             WHERE tenant_id = ?2 AND expires_at > ?15) < ?20"
                 ),
                 params![
                     up.id,
@@ -77,10 +87,11 @@ impl TusStore for Sqlite {
                     up.expires_at,
                     token,
                     lease_until,
-                    up.file_expires_in
+                    up.file_expires_in,
+                    max
                 ],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
         .await
     }
