@@ -1,15 +1,13 @@
 //! Authentication: JWT access/refresh tokens (SimpleJWT semantics), argon2id passwords, signed
-//! download links, and the failed-login limiter.
+//! download links, and the failed-login limiter ([`limiter`]).
 //!
 //! Secrets: the JWT secret comes from `auth.jwt_secret` or is generated once into
 //! `data_dir/jwt.secret` (mode 0600). Download links are signed with a key derived from it, so
 //! one secret is all a cluster of nodes must share.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm as ArgonAlg, Argon2, Block, Params, Version};
@@ -21,6 +19,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::domain::{Tenant, TenantId};
+
+pub mod limiter;
+pub use limiter::LoginLimiter;
 
 /// argon2id with OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane. With
 /// `auth.max_concurrent_hashes` (default 2) at most ~38 MiB go to hashing on a 1 GiB machine.
@@ -130,11 +131,12 @@ impl Auth {
             memory: Arc::new(Mutex::new(Vec::new())),
             argon,
             dummy_hash,
-            limiter: LoginLimiter::new(
-                cfg.max_failed_logins_per_user,
-                cfg.max_failed_logins_per_ip,
-                Duration::from_secs(cfg.login_window_secs),
-            ),
+            limiter: LoginLimiter::new(limiter::Limits {
+                per_user: cfg.max_failed_logins_per_user,
+                per_user_address: cfg.max_failed_logins_per_user_address,
+                per_ip: cfg.max_failed_logins_per_ip,
+                window: Duration::from_secs(cfg.login_window_secs),
+            }),
         }
     }
 
@@ -310,67 +312,6 @@ fn verify_with_memory(hash: &str, password: &[u8], pool: &Mutex<Vec<Vec<Block>>>
     computed && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
-/// Counts failed logins per username and per client address in a sliding window.
-///
-/// Per node: each mtfu process counts its own failures. Behind a load balancer with N nodes an
-/// attacker gets at most N times the limit, which still bounds guessing; documented in README.
-pub struct LoginLimiter {
-    per_user: u32,
-    per_ip: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// Entries kept before old ones are swept, so a flood of usernames cannot grow memory unbounded.
-const LIMITER_MAX_KEYS: usize = 100_000;
-
-impl LoginLimiter {
-    pub fn new(per_user: u32, per_ip: u32, window: Duration) -> Self {
-        Self {
-            per_user,
-            per_ip,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Seconds to wait if this user or address is over its limit.
-    pub fn blocked_for(&self, username: &str, ip: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let map = self.failures.lock().ok()?;
-        let check = |key: String, limit: u32| -> Option<u64> {
-            let q = map.get(&key)?;
-            let recent: Vec<_> = q.iter().filter(|t| now - **t < self.window).collect();
-            if recent.len() as u32 >= limit {
-                let oldest = recent.first()?;
-                Some((self.window - (now - **oldest)).as_secs().max(1))
-            } else {
-                None
-            }
-        };
-        check(format!("u:{username}"), self.per_user)
-            .or_else(|| check(format!("a:{ip}"), self.per_ip))
-    }
-
-    pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if map.len() >= LIMITER_MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now - *t < window));
-        }
-        for key in [format!("u:{username}"), format!("a:{ip}")] {
-            let q = map.entry(key).or_default();
-            while q.front().is_some_and(|t| now - *t >= self.window) {
-                q.pop_front();
-            }
-            q.push_back(now);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,18 +373,6 @@ mod tests {
             a.url_signature(TenantId(3), "abc", exp),
             a.link_signature(TenantId(3), "abc", exp, 0)
         );
-    }
-
-    #[test]
-    fn the_limiter_blocks_after_the_limit_and_only_that_user() {
-        let l = LoginLimiter::new(3, 100, Duration::from_secs(60));
-        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
-        for _ in 0..3 {
-            assert!(l.blocked_for("a", ip).is_none());
-            l.record_failure("a", ip);
-        }
-        assert!(l.blocked_for("a", ip).is_some());
-        assert!(l.blocked_for("b", ip).is_none());
     }
 
     #[tokio::test]

@@ -57,20 +57,30 @@ pub async fn obtain(
     let v = required(&fields, &["username", "password"])?;
     let (username, password) = (v[0], v[1]);
     let ip = ctx.client;
-    if let Some(wait_secs) = state.auth.limiter.blocked_for(username, ip) {
-        return Err(ApiError::Throttled { wait_secs });
-    }
-    let found = state.files.meta.tenant_by_name(username).await?;
+    // Counted now, before the (queued, slow) password check: concurrent guesses cost as much of
+    // the budget as sequential ones. Given back if the password is right.
+    let attempt = state
+        .auth
+        .limiter
+        .begin(username, ip)
+        .map_err(|wait_secs| ApiError::Throttled { wait_secs })?;
+    let found = match state.files.meta.tenant_by_name(username).await {
+        Ok(found) => found,
+        Err(e) => {
+            attempt.not_checked();
+            return Err(e.into());
+        }
+    };
     let (tenant, hash) = match found {
         Some((t, h)) => (Some(t), Some(h)),
         None => (None, None),
     };
     let ok = state.auth.verify_password(hash, password.to_owned()).await;
     let Some(tenant) = tenant.filter(|_| ok) else {
-        state.auth.limiter.record_failure(username, ip);
         metrics::counter!("mtfu_failed_logins_total").increment(1);
         return Err(ApiError::BadCredentials);
     };
+    attempt.succeeded();
     let (refresh, access) = state.auth.issue_pair(&tenant);
     Ok(json_response(
         StatusCode::OK,

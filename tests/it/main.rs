@@ -11,6 +11,7 @@ mod acme;
 mod cli;
 mod concurrency;
 mod gc;
+mod login_limits;
 mod openapi;
 mod proxy;
 mod robustness;
