@@ -1,6 +1,12 @@
 //! Authentication: JWT access/refresh tokens (SimpleJWT semantics), argon2id passwords, signed
 //! download links, and the failed-login limiter ([`limiter`]).
 //!
+//! Sessions: every token carries its tenant's *session epoch* (claim `epoch`, absent in tokens
+//! of earlier versions: epoch 0). The epoch lives in the metadata store; a password change,
+//! `mtfu tenant logout` and `POST /api/v2/sessions/revoke` raise it, and a token of another
+//! epoch is refused, on every node at once (the check rides on the tenant lookup every
+//! authenticated request makes anyway).
+//!
 //! Secrets: the JWT secret comes from `auth.jwt_secret` or is generated once into
 //! `data_dir/jwt.secret` (mode 0600). Download links are signed with a key derived from it, so
 //! one secret is all a cluster of nodes must share.
@@ -39,6 +45,10 @@ pub struct Claims {
     /// The tenant's id (SimpleJWT's claim name).
     pub user_id: i64,
     pub username: String,
+    /// The tenant's session epoch when the token was issued; tokens issued before epochs
+    /// existed have none and count as epoch 0.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -140,7 +150,7 @@ impl Auth {
         }
     }
 
-    fn sign(&self, tenant: &Tenant, token_type: &str, ttl: i64) -> String {
+    fn sign(&self, tenant: &Tenant, epoch: i64, token_type: &str, ttl: i64) -> String {
         let now = unix_now();
         let claims = Claims {
             token_type: token_type.into(),
@@ -149,16 +159,17 @@ impl Auth {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             user_id: tenant.id.0,
             username: tenant.name.as_str().into(),
+            epoch,
         };
         // HS256 encoding of a serialisable struct cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).unwrap_or_default()
     }
 
-    /// A new (refresh, access) pair.
-    pub fn issue_pair(&self, tenant: &Tenant) -> (String, String) {
+    /// A new (refresh, access) pair of the tenant's session `epoch`.
+    pub fn issue_pair(&self, tenant: &Tenant, epoch: i64) -> (String, String) {
         (
-            self.sign(tenant, "refresh", self.refresh_ttl),
-            self.sign(tenant, "access", self.access_ttl),
+            self.sign(tenant, epoch, "refresh", self.refresh_ttl),
+            self.sign(tenant, epoch, "access", self.access_ttl),
         )
     }
 
@@ -174,9 +185,10 @@ impl Auth {
         Ok(data.claims)
     }
 
-    /// The tenant id of a valid access token (the caller checks the tenant still exists).
-    pub fn verify_access(&self, token: &str) -> Result<TenantId, AuthError> {
-        self.verify(token, "access").map(|c| TenantId(c.user_id))
+    /// The claims of a valid access token (the caller checks the tenant still exists and the
+    /// session epoch is its current one).
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify(token, "access")
     }
 
     /// The claims of a valid refresh token (the caller blacklists its `jti`).
@@ -331,17 +343,30 @@ mod tests {
     #[test]
     fn a_refresh_token_is_not_an_access_token() {
         let a = auth();
-        let (refresh, access) = a.issue_pair(&tenant());
-        assert_eq!(a.verify_access(&access), Ok(TenantId(3)));
-        assert_eq!(a.verify_access(&refresh), Err(AuthError::InvalidToken));
+        let (refresh, access) = a.issue_pair(&tenant(), 4);
+        let claims = a.verify_access(&access).expect("access");
+        assert_eq!((claims.user_id, claims.epoch), (3, 4));
+        assert_eq!(a.verify_refresh(&refresh).expect("refresh").epoch, 4);
+        assert!(a.verify_access(&refresh).is_err());
         assert!(a.verify_refresh(&access).is_err());
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = Auth::new(&AuthConfig::default(), &[8u8; 32]);
-        let (_, access) = other.issue_pair(&tenant());
-        assert_eq!(auth().verify_access(&access), Err(AuthError::InvalidToken));
+        let (_, access) = other.issue_pair(&tenant(), 0);
+        assert!(auth().verify_access(&access).is_err());
+    }
+
+    #[test]
+    fn a_token_without_an_epoch_is_of_epoch_0() {
+        let a = auth();
+        let now = unix_now();
+        let old = serde_json::json!({"token_type": "access", "exp": now + 60, "iat": now,
+            "jti": "x", "user_id": 3, "username": "john1"});
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &a.enc).expect("encode");
+        assert_eq!(a.verify_access(&token).expect("valid").epoch, 0);
     }
 
     #[test]

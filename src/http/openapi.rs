@@ -1067,6 +1067,21 @@ fn paths(cfg: &Config) -> Value {
             ],
         ),
     );
+    add(
+        &mut p,
+        "/api/v2/sessions/revoke",
+        "post",
+        op(
+            "v2RevokeSessions",
+            "account",
+            "End the caller's sessions: every access and refresh token of the caller issued \
+             until now (this one too) answers 401, on every node.",
+            true,
+            vec![],
+            None,
+            vec![("204", empty("Ended.")), auth(), unavailable()],
+        ),
+    );
     let usage = op(
         "v2Usage",
         "account",

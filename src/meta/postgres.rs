@@ -27,6 +27,7 @@ use crate::domain::{
 };
 
 mod quota;
+mod session;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -55,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_tus",
         include_str!("../../migrations/postgres/0005_tus.sql"),
+    ),
+    (
+        7,
+        "0007_session_epoch",
+        include_str!("../../migrations/postgres/0007_session_epoch.sql"),
     ),
 ];
 
@@ -693,7 +699,7 @@ impl MetaBackend for Postgres {
         self.with(move |c| {
             Box::pin(async move {
                 Ok(c.execute(
-                    "UPDATE tenants SET password_hash = $2 WHERE username = $1",
+                    "UPDATE tenants SET password_hash = $2, session_epoch = session_epoch + 1 WHERE username = $1",
                     &[&name, &hash],
                 )
                 .await?

@@ -25,6 +25,7 @@ const POOL_SIZE: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 mod quota;
+mod session;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_tus",
         include_str!("../../migrations/sqlite/0005_tus.sql"),
+    ),
+    (
+        7,
+        "0007_session_epoch",
+        include_str!("../../migrations/sqlite/0007_session_epoch.sql"),
     ),
 ];
 
@@ -365,7 +371,7 @@ impl MetaBackend for Sqlite {
         let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
         self.with(move |c| {
             Ok(c.execute(
-                "UPDATE tenants SET password_hash = ?2 WHERE username = ?1",
+                "UPDATE tenants SET password_hash = ?2, session_epoch = session_epoch + 1 WHERE username = ?1",
                 params![name, hash],
             )? == 1)
         })

@@ -18,6 +18,7 @@ mod robustness;
 mod s3;
 mod seed;
 mod server;
+mod sessions;
 mod shutdown;
 mod tls;
 mod tokens;
