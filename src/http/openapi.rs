@@ -399,7 +399,7 @@ fn responses() -> Vec<(&'static str, Value)> {
             with_headers(
                 json_resp(
                     "No token (`Authentication credentials were not provided.`), or a bad, \
-                     expired or non-access one (`code: token_not_valid`).",
+                     expired, ended (session revoked) or non-access one (`code: token_not_valid`).",
                     error(),
                 ),
                 &[("WWW-Authenticate", www_authenticate())],
