@@ -1,15 +1,19 @@
 //! Authentication: JWT access/refresh tokens (SimpleJWT semantics), argon2id passwords, signed
-//! download links, and the failed-login limiter.
+//! download links, and the failed-login limiter ([`limiter`]).
+//!
+//! Sessions: every token carries its tenant's *session epoch* (claim `epoch`, absent in tokens
+//! of earlier versions: epoch 0). The epoch lives in the metadata store; a password change,
+//! `mtfu tenant logout` and `POST /api/v2/sessions/revoke` raise it, and a token of another
+//! epoch is refused, on every node at once (the check rides on the tenant lookup every
+//! authenticated request makes anyway).
 //!
 //! Secrets: the JWT secret comes from `auth.jwt_secret` or is generated once into
 //! `data_dir/jwt.secret` (mode 0600). Download links are signed with a key derived from it, so
 //! one secret is all a cluster of nodes must share.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm as ArgonAlg, Argon2, Block, Params, Version};
@@ -21,6 +25,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::domain::{Tenant, TenantId};
+
+pub mod limiter;
+pub use limiter::LoginLimiter;
 
 /// argon2id with OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane. With
 /// `auth.max_concurrent_hashes` (default 2) at most ~38 MiB go to hashing on a 1 GiB machine.
@@ -38,6 +45,10 @@ pub struct Claims {
     /// The tenant's id (SimpleJWT's claim name).
     pub user_id: i64,
     pub username: String,
+    /// The tenant's session epoch when the token was issued; tokens issued before epochs
+    /// existed have none and count as epoch 0.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -130,15 +141,16 @@ impl Auth {
             memory: Arc::new(Mutex::new(Vec::new())),
             argon,
             dummy_hash,
-            limiter: LoginLimiter::new(
-                cfg.max_failed_logins_per_user,
-                cfg.max_failed_logins_per_ip,
-                Duration::from_secs(cfg.login_window_secs),
-            ),
+            limiter: LoginLimiter::new(limiter::Limits {
+                per_user: cfg.max_failed_logins_per_user,
+                per_user_address: cfg.max_failed_logins_per_user_address,
+                per_ip: cfg.max_failed_logins_per_ip,
+                window: Duration::from_secs(cfg.login_window_secs),
+            }),
         }
     }
 
-    fn sign(&self, tenant: &Tenant, token_type: &str, ttl: i64) -> String {
+    fn sign(&self, tenant: &Tenant, epoch: i64, token_type: &str, ttl: i64) -> String {
         let now = unix_now();
         let claims = Claims {
             token_type: token_type.into(),
@@ -147,16 +159,17 @@ impl Auth {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             user_id: tenant.id.0,
             username: tenant.name.as_str().into(),
+            epoch,
         };
         // HS256 encoding of a serialisable struct cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).unwrap_or_default()
     }
 
-    /// A new (refresh, access) pair.
-    pub fn issue_pair(&self, tenant: &Tenant) -> (String, String) {
+    /// A new (refresh, access) pair of the tenant's session `epoch`.
+    pub fn issue_pair(&self, tenant: &Tenant, epoch: i64) -> (String, String) {
         (
-            self.sign(tenant, "refresh", self.refresh_ttl),
-            self.sign(tenant, "access", self.access_ttl),
+            self.sign(tenant, epoch, "refresh", self.refresh_ttl),
+            self.sign(tenant, epoch, "access", self.access_ttl),
         )
     }
 
@@ -172,9 +185,10 @@ impl Auth {
         Ok(data.claims)
     }
 
-    /// The tenant id of a valid access token (the caller checks the tenant still exists).
-    pub fn verify_access(&self, token: &str) -> Result<TenantId, AuthError> {
-        self.verify(token, "access").map(|c| TenantId(c.user_id))
+    /// The claims of a valid access token (the caller checks the tenant still exists and the
+    /// session epoch is its current one).
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify(token, "access")
     }
 
     /// The claims of a valid refresh token (the caller blacklists its `jti`).
@@ -310,67 +324,6 @@ fn verify_with_memory(hash: &str, password: &[u8], pool: &Mutex<Vec<Vec<Block>>>
     computed && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
-/// Counts failed logins per username and per client address in a sliding window.
-///
-/// Per node: each mtfu process counts its own failures. Behind a load balancer with N nodes an
-/// attacker gets at most N times the limit, which still bounds guessing; documented in README.
-pub struct LoginLimiter {
-    per_user: u32,
-    per_ip: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// Entries kept before old ones are swept, so a flood of usernames cannot grow memory unbounded.
-const LIMITER_MAX_KEYS: usize = 100_000;
-
-impl LoginLimiter {
-    pub fn new(per_user: u32, per_ip: u32, window: Duration) -> Self {
-        Self {
-            per_user,
-            per_ip,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Seconds to wait if this user or address is over its limit.
-    pub fn blocked_for(&self, username: &str, ip: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let map = self.failures.lock().ok()?;
-        let check = |key: String, limit: u32| -> Option<u64> {
-            let q = map.get(&key)?;
-            let recent: Vec<_> = q.iter().filter(|t| now - **t < self.window).collect();
-            if recent.len() as u32 >= limit {
-                let oldest = recent.first()?;
-                Some((self.window - (now - **oldest)).as_secs().max(1))
-            } else {
-                None
-            }
-        };
-        check(format!("u:{username}"), self.per_user)
-            .or_else(|| check(format!("a:{ip}"), self.per_ip))
-    }
-
-    pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if map.len() >= LIMITER_MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now - *t < window));
-        }
-        for key in [format!("u:{username}"), format!("a:{ip}")] {
-            let q = map.entry(key).or_default();
-            while q.front().is_some_and(|t| now - *t >= self.window) {
-                q.pop_front();
-            }
-            q.push_back(now);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,17 +343,30 @@ mod tests {
     #[test]
     fn a_refresh_token_is_not_an_access_token() {
         let a = auth();
-        let (refresh, access) = a.issue_pair(&tenant());
-        assert_eq!(a.verify_access(&access), Ok(TenantId(3)));
-        assert_eq!(a.verify_access(&refresh), Err(AuthError::InvalidToken));
+        let (refresh, access) = a.issue_pair(&tenant(), 4);
+        let claims = a.verify_access(&access).expect("access");
+        assert_eq!((claims.user_id, claims.epoch), (3, 4));
+        assert_eq!(a.verify_refresh(&refresh).expect("refresh").epoch, 4);
+        assert!(a.verify_access(&refresh).is_err());
         assert!(a.verify_refresh(&access).is_err());
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = Auth::new(&AuthConfig::default(), &[8u8; 32]);
-        let (_, access) = other.issue_pair(&tenant());
-        assert_eq!(auth().verify_access(&access), Err(AuthError::InvalidToken));
+        let (_, access) = other.issue_pair(&tenant(), 0);
+        assert!(auth().verify_access(&access).is_err());
+    }
+
+    #[test]
+    fn a_token_without_an_epoch_is_of_epoch_0() {
+        let a = auth();
+        let now = unix_now();
+        let old = serde_json::json!({"token_type": "access", "exp": now + 60, "iat": now,
+            "jti": "x", "user_id": 3, "username": "john1"});
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &a.enc).expect("encode");
+        assert_eq!(a.verify_access(&token).expect("valid").epoch, 0);
     }
 
     #[test]
@@ -432,18 +398,6 @@ mod tests {
             a.url_signature(TenantId(3), "abc", exp),
             a.link_signature(TenantId(3), "abc", exp, 0)
         );
-    }
-
-    #[test]
-    fn the_limiter_blocks_after_the_limit_and_only_that_user() {
-        let l = LoginLimiter::new(3, 100, Duration::from_secs(60));
-        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
-        for _ in 0..3 {
-            assert!(l.blocked_for("a", ip).is_none());
-            l.record_failure("a", ip);
-        }
-        assert!(l.blocked_for("a", ip).is_some());
-        assert!(l.blocked_for("b", ip).is_none());
     }
 
     #[tokio::test]

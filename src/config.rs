@@ -200,8 +200,12 @@ pub struct AuthConfig {
     pub refresh_ttl_secs: u64,
     /// argon2 hashes computed at once (each takes ~19 MiB of RAM).
     pub max_concurrent_hashes: usize,
-    /// Failed logins allowed per username, and per client address, within `login_window_secs`.
+    /// Failed logins per username (all addresses) within `login_window_secs`; past it the
+    /// username is guarded: an address it never logged in from gets one try per window.
     pub max_failed_logins_per_user: u32,
+    /// Failed logins per (username, client address) within `login_window_secs` (then 429).
+    pub max_failed_logins_per_user_address: u32,
+    /// Failed logins per client address (IPv6: per /64), all usernames, within the window.
     pub max_failed_logins_per_ip: u32,
     pub login_window_secs: u64,
 }
@@ -214,6 +218,7 @@ impl Default for AuthConfig {
             refresh_ttl_secs: 86_400,
             max_concurrent_hashes: 2,
             max_failed_logins_per_user: 10,
+            max_failed_logins_per_user_address: 5,
             max_failed_logins_per_ip: 50,
             login_window_secs: 300,
         }

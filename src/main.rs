@@ -67,8 +67,11 @@ enum TenantCommand {
     List,
     /// Remove a tenant and all its files.
     Remove { name: String },
-    /// Set a tenant's password (prompt or stdin).
+    /// Set a tenant's password (prompt or stdin); ends every session (token) of the tenant.
     Passwd { name: String },
+    /// End every session of the tenant: all its access and refresh tokens issued until now
+    /// answer 401, on every node.
+    Logout { name: String },
     /// Show a tenant's quotas and usage; with --bytes/--files, change the quotas first.
     Quota {
         name: String,
@@ -285,7 +288,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if !meta.set_password(&name, &hash).await? {
                         bail!("no tenant {name}");
                     }
-                    println!("password of {name} changed");
+                    println!("password of {name} changed; its sessions are ended");
+                }
+                TenantCommand::Logout { name } => {
+                    let name = tenant_name(&name)?;
+                    let Some((tenant, _)) = meta.tenant_by_name(name.as_str()).await? else {
+                        bail!("no tenant {name}");
+                    };
+                    if meta.end_sessions(tenant.id).await?.is_none() {
+                        bail!("no tenant {name}");
+                    }
+                    println!("sessions of {name} ended");
                 }
                 TenantCommand::Quota { name, bytes, files } => {
                     use mtfu::meta::quota::Limit;

@@ -8,6 +8,7 @@
 pub mod fsck;
 pub mod postgres;
 pub mod quota;
+pub mod session;
 pub mod sqlite;
 pub mod tus;
 
@@ -171,7 +172,9 @@ pub struct Reaped {
 }
 
 #[async_trait]
-pub trait MetaBackend: tus::TusStore + quota::QuotaStore + fsck::FsckStore + Send + Sync {
+pub trait MetaBackend:
+    tus::TusStore + quota::QuotaStore + fsck::FsckStore + session::SessionStore + Send + Sync
+{
     /// Apply the migrations not yet applied, in order; returns how many ran.
     async fn migrate(&self) -> MetaResult<usize>;
     /// Cheap round trip, for `/readyz`.
@@ -189,6 +192,7 @@ pub trait MetaBackend: tus::TusStore + quota::QuotaStore + fsck::FsckStore + Sen
     async fn list_tenants(&self) -> MetaResult<Vec<Tenant>>;
     /// Remove a tenant; the blobs of its files go to the garbage table. False if there was none.
     async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool>;
+    /// Set the password and end every session issued until now (the session epoch rises).
     async fn set_password(&self, name: &TenantName, password_hash: &str) -> MetaResult<bool>;
 
     /// Record that `key` is about to be written for `tenant` (before its first byte), leased

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod sessions;
 pub mod tokens;
 pub mod tus;
 pub mod upload;
@@ -32,7 +33,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::domain::Tenant;
+use crate::domain::{Tenant, TenantId};
 use crate::service::Files;
 use error::ApiError;
 use router::Endpoint;
@@ -122,16 +123,22 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Tenan
     let (Some(token), None) = (parts.next(), parts.next()) else {
         return Err(ApiError::BadAuthorizationHeader);
     };
-    let id = state
+    let claims = state
         .auth
         .verify_access(token)
         .map_err(|_| ApiError::InvalidToken)?;
-    state
+    let (tenant, epoch) = state
         .files
         .meta
-        .tenant_by_id(id)
+        .tenant_session(TenantId(claims.user_id))
         .await?
-        .ok_or(ApiError::UserNotFound)
+        .ok_or(ApiError::UserNotFound)?;
+    // A session ended since (password change, logout, revoke), or a token of a removed tenant
+    // whose id was given again.
+    if claims.epoch != epoch || claims.username != tenant.name.as_str() {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(tenant)
 }
 
 fn not_allowed(method: &Method, allow: &'static str) -> ApiError {
@@ -292,6 +299,16 @@ async fn dispatch(
             let tenant = authenticate(state, req.headers()).await?;
             let tag = TenantTag(tenant.name.to_string());
             let mut resp = v2::handle(state, ctx, ep, req, tenant).await?;
+            resp.extensions_mut().insert(tag);
+            Ok(resp)
+        }
+        Endpoint::SessionsRevoke => {
+            let tenant = authenticate(state, req.headers()).await?;
+            let tag = TenantTag(tenant.name.to_string());
+            let mut resp = match method {
+                Method::POST => sessions::revoke(state, &tenant).await,
+                _ => Err(not_allowed(&method, "POST")),
+            }?;
             resp.extensions_mut().insert(tag);
             Ok(resp)
         }

@@ -399,7 +399,7 @@ fn responses() -> Vec<(&'static str, Value)> {
             with_headers(
                 json_resp(
                     "No token (`Authentication credentials were not provided.`), or a bad, \
-                     expired or non-access one (`code: token_not_valid`).",
+                     expired, ended (session revoked) or non-access one (`code: token_not_valid`).",
                     error(),
                 ),
                 &[("WWW-Authenticate", www_authenticate())],
@@ -1065,6 +1065,21 @@ fn paths(cfg: &Config) -> Value {
                 auth(),
                 unavailable(),
             ],
+        ),
+    );
+    add(
+        &mut p,
+        "/api/v2/sessions/revoke",
+        "post",
+        op(
+            "v2RevokeSessions",
+            "account",
+            "End the caller's sessions: every access and refresh token of the caller issued \
+             until now (this one too) answers 401, on every node.",
+            true,
+            vec![],
+            None,
+            vec![("204", empty("Ended.")), auth(), unavailable()],
         ),
     );
     let usage = op(

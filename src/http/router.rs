@@ -42,6 +42,8 @@ pub enum Endpoint {
     },
     /// `POST /api/v2/urls/revoke`.
     V2RevokeUrls,
+    /// `POST /api/v2/sessions/revoke`: end the caller's sessions.
+    SessionsRevoke,
     /// `GET /api/v2/usage`: the caller's usage and quotas.
     V2Usage,
     /// `GET /api/v2/limits`: the limits clients must respect.
@@ -77,6 +79,7 @@ enum Route {
     V2FileUrl,
     V2Put,
     V2RevokeUrls,
+    SessionsRevoke,
     V2Usage,
     V2Limits,
     TusUploads,
@@ -108,6 +111,7 @@ const ROUTES: &[(&str, Route)] = &[
     // The first segment is a resource here; matchit wants one name per position.
     ("/api/v2/files/{id}/{resource_id}/{name}", Route::V2Put),
     ("/api/v2/urls/revoke", Route::V2RevokeUrls),
+    ("/api/v2/sessions/revoke", Route::SessionsRevoke),
     ("/api/v2/usage", Route::V2Usage),
     ("/api/v2/limits", Route::V2Limits),
     ("/api/v2/uploads", Route::TusUploads),
@@ -172,6 +176,7 @@ pub fn route(path: &str) -> Option<Endpoint> {
             name: p("name")?,
         },
         Route::V2RevokeUrls => Endpoint::V2RevokeUrls,
+        Route::SessionsRevoke => Endpoint::SessionsRevoke,
         Route::V2Usage => Endpoint::V2Usage,
         Route::V2Limits => Endpoint::V2Limits,
         Route::TusUploads => Endpoint::TusUploads,
@@ -200,6 +205,7 @@ impl Endpoint {
             Endpoint::V2FileUrl { .. } => "v2_file_url",
             Endpoint::V2Put { .. } => "v2_put",
             Endpoint::V2RevokeUrls => "v2_revoke_urls",
+            Endpoint::SessionsRevoke => "v2_revoke_sessions",
             Endpoint::V2Usage => "v2_usage",
             Endpoint::V2Limits => "v2_limits",
             Endpoint::TusUploads => "tus_uploads",
@@ -266,6 +272,10 @@ mod tests {
             );
         }
         assert_eq!(route("/api/v2/urls/revoke"), Some(Endpoint::V2RevokeUrls));
+        assert_eq!(
+            route("/api/v2/sessions/revoke"),
+            Some(Endpoint::SessionsRevoke)
+        );
         assert_eq!(route("/api/v2/files/a/b/c/d"), None);
         assert_eq!(route("/api/v2/files/a/other"), None);
     }

@@ -62,21 +62,31 @@ pub async fn obtain(
     let v = required(&fields, &["username", "password"])?;
     let (username, password) = (v[0], v[1]);
     let ip = ctx.client;
-    if let Some(wait_secs) = state.auth.limiter.blocked_for(username, ip) {
-        return Err(ApiError::Throttled { wait_secs });
-    }
-    let found = state.files.meta.tenant_by_name(username).await?;
+    // Counted now, before the (queued, slow) password check: concurrent guesses cost as much of
+    // the budget as sequential ones. Given back if the password is right.
+    let attempt = state
+        .auth
+        .limiter
+        .begin(username, ip)
+        .map_err(|wait_secs| ApiError::Throttled { wait_secs })?;
+    let found = match state.files.meta.tenant_login(username).await {
+        Ok(found) => found,
+        Err(e) => {
+            attempt.not_checked();
+            return Err(e.into());
+        }
+    };
     let (tenant, hash) = match found {
-        Some((t, h)) => (Some(t), Some(h)),
+        Some((t, h, epoch)) => (Some((t, epoch)), Some(h)),
         None => (None, None),
     };
     let ok = state.auth.verify_password(hash, password.to_owned()).await;
-    let Some(tenant) = tenant.filter(|_| ok) else {
-        state.auth.limiter.record_failure(username, ip);
+    let Some((tenant, epoch)) = tenant.filter(|_| ok) else {
         metrics::counter!("mtfu_failed_logins_total").increment(1);
         return Err(ApiError::BadCredentials);
     };
-    let (refresh, access) = state.auth.issue_pair(&tenant);
+    attempt.succeeded();
+    let (refresh, access) = state.auth.issue_pair(&tenant, epoch);
     Ok(json_response(
         StatusCode::OK,
         &json!({"refresh": refresh, "access": access}),
@@ -90,12 +100,16 @@ pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Respons
         .auth
         .verify_refresh(token)
         .map_err(|_| ApiError::RefreshInvalid)?;
-    let tenant = state
+    let (tenant, epoch) = state
         .files
         .meta
-        .tenant_by_id(TenantId(claims.user_id))
+        .tenant_session(TenantId(claims.user_id))
         .await?
         .ok_or(ApiError::RefreshInvalid)?;
+    // A session ended since (password change, logout, revoke) does not rotate on.
+    if claims.epoch != epoch || claims.username != tenant.name.as_str() {
+        return Err(ApiError::RefreshInvalid);
+    }
     // Rotation: the presented token is spent. The blacklist lives in the metadata store, so a
     // token used on one node is refused on every other.
     let first_use = state
@@ -106,7 +120,7 @@ pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Respons
     if !first_use {
         return Err(ApiError::RefreshInvalid);
     }
-    let (refresh, access) = state.auth.issue_pair(&tenant);
+    let (refresh, access) = state.auth.issue_pair(&tenant, epoch);
     Ok(json_response(
         StatusCode::OK,
         &json!({"access": access, "refresh": refresh}),

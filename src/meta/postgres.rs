@@ -29,6 +29,7 @@ use crate::domain::{
 mod fsck;
 mod names;
 mod quota;
+mod session;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -62,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "0006_leases",
         include_str!("../../migrations/postgres/0006_leases.sql"),
+    ),
+    (
+        7,
+        "0007_session_epoch",
+        include_str!("../../migrations/postgres/0007_session_epoch.sql"),
     ),
     (
         8,
@@ -726,7 +732,7 @@ impl MetaBackend for Postgres {
         self.with(move |c| {
             Box::pin(async move {
                 Ok(c.execute(
-                    "UPDATE tenants SET password_hash = $2 WHERE username = $1",
+                    "UPDATE tenants SET password_hash = $2, session_epoch = session_epoch + 1 WHERE username = $1",
                     &[&name, &hash],
                 )
                 .await?

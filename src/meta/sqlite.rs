@@ -17,6 +17,7 @@ mod fsck;
 mod names;
 mod pool;
 mod quota;
+mod session;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -50,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "0006_leases",
         include_str!("../../migrations/sqlite/0006_leases.sql"),
+    ),
+    (
+        7,
+        "0007_session_epoch",
+        include_str!("../../migrations/sqlite/0007_session_epoch.sql"),
     ),
     (
         8,
@@ -302,7 +308,7 @@ impl MetaBackend for Sqlite {
         let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
         self.with(move |c| {
             Ok(c.execute(
-                "UPDATE tenants SET password_hash = ?2 WHERE username = ?1",
+                "UPDATE tenants SET password_hash = ?2, session_epoch = session_epoch + 1 WHERE username = ?1",
                 params![name, hash],
             )? == 1)
         })

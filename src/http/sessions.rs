@@ -1,0 +1,18 @@
+//! `POST /api/v2/sessions/revoke`: the caller ends its own sessions. Every access and refresh
+//! token of the tenant issued until now (this request's own included) answers 401 from then on,
+//! on every node: the tenant's session epoch in the metadata store rises (see
+//! [`crate::meta::session`]). A new login starts a new session.
+
+use http::StatusCode;
+
+use super::error::ApiError;
+use super::{AppState, Response, full};
+use crate::domain::Tenant;
+
+pub async fn revoke(state: &AppState, tenant: &Tenant) -> Result<Response, ApiError> {
+    // None: the tenant was removed meanwhile; its tokens are dead either way.
+    let _ = state.files.meta.end_sessions(tenant.id).await?;
+    let mut resp = http::Response::new(full(""));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
