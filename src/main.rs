@@ -14,9 +14,14 @@ use mtfu::meta::{Meta, MetaError};
 #[derive(Parser)]
 #[command(name = "mtfu", version, about = "Multi-tenant file upload server")]
 struct Cli {
-    /// TOML configuration file (keys: see config/mtfu.toml). Environment: MTFU_* override it.
+    /// TOML configuration file (keys: see config/mtfu.toml); without it and MTFU_CONFIG,
+    /// /etc/mtfu/config.toml when it exists. Environment: MTFU_* override it.
     #[arg(long, global = true, env = "MTFU_CONFIG")]
     config: Option<PathBuf>,
+    /// Let an admin command (tenant, gc, fsck) create an empty metadata store where none is;
+    /// without it, a missing SQLite database is an error (a wrong --config, say).
+    #[arg(long, global = true)]
+    init: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -195,6 +200,39 @@ fn reload_tls_on_sighup(
     })
 }
 
+/// The packaged configuration, used when neither --config nor MTFU_CONFIG names one.
+const SYSTEM_CONFIG: &str = "/etc/mtfu/config.toml";
+
+/// One line: the error and the causes that add something (a cause whose text the line already
+/// holds, like an I/O error its wrapper printed, is not repeated), no backtrace.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// A line of `serve`'s banner: on stdout, or a log event when the logs are JSON.
+fn banner(text: String) {
+    if json_logs() {
+        tracing::info!(target: "mtfu::banner", "{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn json_logs() -> bool {
+    std::env::var("MTFU_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -202,15 +240,42 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, no backtrace.
-            eprintln!("mtfu: {e:#}");
+            let line = one_line(&e);
+            if json_logs() {
+                tracing::error!("{line}");
+            } else {
+                eprintln!("mtfu: {line}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cfg = Config::load(cli.config.as_deref())?;
+    let path = cli.config.clone().or_else(|| {
+        let p = PathBuf::from(SYSTEM_CONFIG);
+        p.exists().then_some(p)
+    });
+    let cfg = Config::load(path.as_deref())?;
+    let admin = matches!(
+        cli.command,
+        Command::Tenant { .. } | Command::Gc { .. } | Command::Fsck { .. }
+    );
+    if admin
+        && !cli.init
+        && cfg.metadata.backend == mtfu::config::MetadataBackend::Sqlite
+        && !cfg.sqlite_path().exists()
+    {
+        let from = match &path {
+            Some(p) => format!("the configuration {}", p.display()),
+            None => format!("the defaults (no --config, no MTFU_CONFIG, no {SYSTEM_CONFIG})"),
+        };
+        bail!(
+            "no metadata store at {} (from {from}): point at your configuration with --config or \
+             MTFU_CONFIG, or pass --init to create an empty store there",
+            cfg.sqlite_path().display()
+        );
+    }
     match cli.command {
         Command::Serve { init_data: demo } => {
             if demo {
@@ -221,27 +286,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::build(cfg.clone()).await?;
             // Registered before the address is printed: from then on SIGHUP reloads, never kills.
             tokio::spawn(reload_tls_on_sighup(app.tls_reloader())?);
-            println!(
+            banner(format!(
                 "mtfu {} listening on https://{}",
                 env!("CARGO_PKG_VERSION"),
                 app.https_addr()
-            );
+            ));
             if let Some(p) = app.plain_addr() {
-                println!("plain HTTP (for a TLS-terminating proxy) on http://{p}");
+                banner(format!(
+                    "plain HTTP (for a TLS-terminating proxy) on http://{p}"
+                ));
             }
-            println!("metadata: {}; blobs: {}", describe.0, describe.1);
+            banner(format!("metadata: {}; blobs: {}", describe.0, describe.1));
             if cfg.tls.acme.enabled() {
-                println!(
+                banner(format!(
                     "TLS: ACME certificate for {} from {} (kept in {})",
                     cfg.tls.acme.domains.join(", "),
                     cfg.tls.acme.directory_url,
                     mtfu::acme::dir(&cfg).display()
-                );
+                ));
             } else if cfg.tls.cert_path.is_none() {
-                println!(
+                banner(format!(
                     "TLS: self-signed certificate {} (clients need -k / --cacert)",
                     mtfu::tls::cert_paths(&cfg).0.display()
-                );
+                ));
             }
             // systemd (Type=notify): ready now, watchdog pings, STOPPING=1 on the signal.
             mtfu::notify::ready(app.https_addr(), app.plain_addr());

@@ -70,16 +70,33 @@ impl Limit {
                     'M' => 1 << 20,
                     'G' => 1 << 30,
                     'T' => 1 << 40,
-                    _ => return Err(format!("{s:?}: unknown unit {c:?} (K, M, G or T)")),
+                    _ => {
+                        return Err(format!(
+                            "{s:?}: unknown unit {c:?}: use K, M, G or T (powers of 1024; e.g. \
+                             500M, 1.5G)"
+                        ));
+                    }
                 };
                 (&t[..i], m)
             }
             _ => (t, 1),
         };
-        let n: u64 = num
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a number, `unlimited` or `default`"))?;
+        let expected = || {
+            format!(
+                "{s:?}: expected a number of bytes with an optional K, M, G or T suffix (powers \
+                 of 1024; e.g. 500M, 1.5G, 2T), `unlimited` or `default`"
+            )
+        };
+        let num = num.trim();
+        if num.contains('.') && mult > 1 {
+            // A fraction of a unit (`1.5G`): whole bytes, rounded down.
+            let x: f64 = num.parse().map_err(|_| expected())?;
+            if !x.is_finite() || x < 0.0 || x * mult as f64 >= 2f64.powi(62) {
+                return Err(expected());
+            }
+            return Ok(Limit::Max((x * mult as f64) as u64));
+        }
+        let n: u64 = num.parse().map_err(|_| expected())?;
         n.checked_mul(mult)
             .map(Limit::Max)
             .ok_or_else(|| format!("{s:?}: too large"))
@@ -208,6 +225,11 @@ mod tests {
         assert_eq!(Limit::parse("default"), Ok(Limit::Default));
         assert!(Limit::parse("10X").is_err());
         assert!(Limit::parse("-3").is_err());
+        assert_eq!(Limit::parse("1.5G"), Ok(Limit::Max(3 << 29)));
+        assert_eq!(Limit::parse("0.5k"), Ok(Limit::Max(512)));
+        let e = Limit::parse("1.5").expect_err("a fraction of a byte");
+        assert!(e.contains("K, M, G or T") && e.contains("1.5G"), "{e}");
+        assert!(Limit::parse("-1.5G").is_err());
         for l in [Limit::Default, Limit::Unlimited, Limit::Max(7)] {
             assert_eq!(Limit::from_db(l.to_db()), l);
         }

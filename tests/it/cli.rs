@@ -160,9 +160,26 @@ impl Drop for ChildServer {
 #[tokio::test]
 async fn tenants_are_managed_from_the_command_line_with_the_password_on_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Where there is no store yet, an admin command makes one only when asked.
+    let refused = Command::new(env!("CARGO_BIN_EXE_mtfu"))
+        .args(["tenant", "list"])
+        .env("MTFU_SERVER__DATA_DIR", dir.path())
+        .env("MTFU_LOG", "warn")
+        .output()
+        .expect("mtfu runs");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("no metadata store") && err.contains("--init"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("mtfu.sqlite3").exists(),
+        "nothing was created"
+    );
     let out = mtfu(
         dir.path(),
-        &["tenant", "add", "alice"],
+        &["--init", "tenant", "add", "alice"],
         Some("s3cret pass\n"),
     );
     assert!(out.contains("tenant alice added"), "{out}");

@@ -250,7 +250,7 @@ crate::store_matrix!(
 /// `mtfu tenant add NAME` with `pw` on stdin: (success, stdout + stderr).
 fn add(dir: &std::path::Path, name: &str) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mtfu"))
-        .args(["tenant", "add", name])
+        .args(["--init", "tenant", "add", name])
         .env("MTFU_SERVER__DATA_DIR", dir)
         .env("MTFU_LOG", "warn")
         .stdin(Stdio::null())
@@ -267,7 +267,7 @@ fn add(dir: &std::path::Path, name: &str) -> (bool, String) {
 fn add_with_password(dir: &std::path::Path, name: &str) -> (bool, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtfu"))
-        .args(["tenant", "add", name])
+        .args(["--init", "tenant", "add", name])
         .env("MTFU_SERVER__DATA_DIR", dir)
         .env("MTFU_LOG", "warn")
         .stdin(Stdio::piped())

@@ -12,7 +12,7 @@ use crate::meta::fsck::{FileBlob, FsckStore};
 impl FsckStore for Sqlite {
     async fn file_blobs_after(&self, after: Option<&str>, limit: u64) -> MetaResult<Vec<FileBlob>> {
         let after = after.unwrap_or("").to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, blob_key, size, sha256, deleted_at IS NULL FROM files
                  WHERE blob_key > ?1 ORDER BY blob_key LIMIT ?2",
@@ -45,7 +45,7 @@ impl FsckStore for Sqlite {
     }
 
     async fn orphaned_reservations(&self, before: Micros) -> MetaResult<Vec<String>> {
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT blob_key FROM quota_reservations WHERE created_at < ?1
                    AND blob_key NOT IN (SELECT blob_key FROM upload_intents)
@@ -58,7 +58,7 @@ impl FsckStore for Sqlite {
     }
 
     async fn garbage_keys(&self) -> MetaResult<Vec<String>> {
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare("SELECT blob_key FROM garbage")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
