@@ -54,7 +54,6 @@ pub enum Endpoint {
     },
     Healthz,
     Readyz,
-    Metrics,
     /// `GET|HEAD /api/openapi.json`: the OpenAPI document of every route.
     OpenApi,
     /// An ACME HTTP-01 validation (RFC 8555 section 8.3).
@@ -83,7 +82,6 @@ enum Route {
     TusUpload,
     Healthz,
     Readyz,
-    Metrics,
     OpenApi,
     AcmeChallenge,
 }
@@ -115,7 +113,6 @@ const ROUTES: &[(&str, Route)] = &[
     ("/api/v2/uploads/{id}", Route::TusUpload),
     ("/healthz", Route::Healthz),
     ("/readyz", Route::Readyz),
-    ("/metrics", Route::Metrics),
     ("/api/openapi.json", Route::OpenApi),
     ("/.well-known/acme-challenge/{token}", Route::AcmeChallenge),
 ];
@@ -178,7 +175,6 @@ pub fn route(path: &str) -> Option<Endpoint> {
         Route::TusUpload => Endpoint::TusUpload { id: p("id")? },
         Route::Healthz => Endpoint::Healthz,
         Route::Readyz => Endpoint::Readyz,
-        Route::Metrics => Endpoint::Metrics,
         Route::OpenApi => Endpoint::OpenApi,
         Route::AcmeChallenge => Endpoint::AcmeChallenge { token: p("token")? },
     })
@@ -206,7 +202,6 @@ impl Endpoint {
             Endpoint::TusUpload { .. } => "tus_upload",
             Endpoint::Healthz => "healthz",
             Endpoint::Readyz => "readyz",
-            Endpoint::Metrics => "metrics",
             Endpoint::OpenApi => "openapi",
             Endpoint::AcmeChallenge { .. } => "acme_challenge",
         }

@@ -11,6 +11,8 @@ mod acme;
 mod cli;
 mod concurrency;
 mod gc;
+mod hostile;
+mod hostile_forms;
 mod openapi;
 mod proxy;
 mod robustness;
