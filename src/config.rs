@@ -403,7 +403,8 @@ pub struct S3BlobConfig {
     pub presigned_urls: bool,
     /// Seconds to connect to S3.
     pub connect_timeout_secs: u64,
-    /// Seconds S3 has to start answering one request attempt.
+    /// Seconds S3 has to start answering one request attempt, writes included (completing a
+    /// large multipart upload can take a while).
     pub read_timeout_secs: u64,
     /// Seconds a read (`GetObject`, retries included) has to start answering; then 503. Must be
     /// below `server.idle_timeout_secs`, so that a client always gets that answer.
@@ -425,7 +426,7 @@ impl Default for S3BlobConfig {
             presign_ttl_secs: None,
             presigned_urls: true,
             connect_timeout_secs: 5,
-            read_timeout_secs: 10,
+            read_timeout_secs: 60,
             operation_timeout_secs: 30,
         }
     }
