@@ -185,6 +185,11 @@ impl Mtfu {
         self.child.id()
     }
 
+    /// The server's data directory (its self-signed certificate is in `tls/`).
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The child's peak RSS so far (VmHWM), MiB.
     pub fn peak_rss_mib(&self) -> Result<f64> {
         proc_mib(self.pid(), "VmHWM")
