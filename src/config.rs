@@ -44,7 +44,8 @@ pub struct ServerConfig {
     pub tls_handshake_timeout_secs: u64,
     /// Time allowed to send a request's headers (HTTP/1).
     pub header_read_timeout_secs: u64,
-    /// A connection with no bytes read or written for this long is closed.
+    /// A connection with no request being handled and no response bytes sent for this long is
+    /// closed (HTTP/2 PINGs are not activity); one with no bytes at all, too.
     pub idle_timeout_secs: u64,
     /// An upload whose body sends nothing for this long is aborted (a minimum body rate).
     pub body_read_timeout_secs: u64,
