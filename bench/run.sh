@@ -22,6 +22,7 @@ DURATION="${DURATION:-10}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-16}"
 PORT="${PORT:-18443}"
+METRICS_PORT="${METRICS_PORT:-19898}"
 BIG_MIB="${BIG_MIB:-1024}"
 PAR_UPLOADS="${PAR_UPLOADS:-16}"
 PAR_MIB="${PAR_MIB:-100}"
@@ -103,6 +104,7 @@ start_server() {
         cd "$TMP"
         exec env -u MTFU_CONFIG -u MTFU_BIN \
             MTFU_SERVER__LISTEN="$HOST:$PORT" \
+            MTFU_SERVER__METRICS_LISTEN="$HOST:$METRICS_PORT" \
             MTFU_SERVER__DATA_DIR="$DATA" \
             MTFU_LIMITS__MAX_FILE_SIZE=$((2 * 1024 * 1024 * 1024)) \
             MTFU_LOG="${MTFU_LOG:-warn}" \
@@ -153,8 +155,8 @@ TOKEN="$(get_token john1)"
 export BENCH_TOKEN="$TOKEN"
 export BENCH_RUN_ID="$$"
 
-metric() { # name -> value from /metrics (first sample, no labels)
-    "${CURL[@]}" "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
+metric() { # name -> value from /metrics on the metrics listener (first sample, no labels)
+    "${CURL[@]}" "http://$HOST:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null || die "server process died (see log)"; }

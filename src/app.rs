@@ -101,6 +101,8 @@ pub struct App {
     state: Arc<AppState>,
     https: TcpListener,
     plain: Option<TcpListener>,
+    /// `server.metrics_listen`, unless off.
+    metrics: Option<TcpListener>,
     tls: TlsAcceptor,
     tls_reloader: crate::tls::TlsReloader,
     acme: Option<crate::acme::Acme>,
@@ -108,10 +110,10 @@ pub struct App {
 
 async fn bind(addr: &str, key: &str) -> Result<TcpListener, StartError> {
     let addr = parse_addr(addr).map_err(|m| crate::config::ConfigError::Invalid {
-        key: if key == "listen" {
-            "server.listen"
-        } else {
-            "server.plain_listen"
+        key: match key {
+            "listen" => "server.listen",
+            "metrics_listen" => "server.metrics_listen",
+            _ => "server.plain_listen",
         },
         message: m,
     })?;
@@ -144,6 +146,10 @@ impl App {
             Some(a) => Some(bind(a, "plain_listen").await?),
             None => None,
         };
+        let metrics = match &cfg.server.metrics_listen {
+            m if crate::http::limits::metrics_off(m) => None,
+            m => Some(bind(m, "metrics_listen").await?),
+        };
         let quota = crate::meta::quota::Defaults {
             bytes: cfg.limits.quota_bytes,
             files: cfg.limits.quota_files,
@@ -167,6 +173,7 @@ impl App {
             state,
             https,
             plain,
+            metrics,
             tls,
             tls_reloader,
             acme,
@@ -186,6 +193,11 @@ impl App {
 
     pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The metrics listener's address (`server.metrics_listen`), unless it is off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<AppState> {
@@ -212,6 +224,13 @@ impl App {
                 self.state.clone(),
                 stop_rx.clone(),
                 grace,
+            ));
+        }
+        if let Some(metrics) = self.metrics {
+            tasks.spawn(crate::http::metrics_listener::serve(
+                metrics,
+                self.state.clone(),
+                stop_rx.clone(),
             ));
         }
         if let Some(acme) = self.acme {

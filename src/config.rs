@@ -44,7 +44,8 @@ pub struct ServerConfig {
     pub tls_handshake_timeout_secs: u64,
     /// Time allowed to send a request's headers (HTTP/1).
     pub header_read_timeout_secs: u64,
-    /// A connection with no bytes read or written for this long is closed.
+    /// A connection with no request being handled and no response bytes sent for this long is
+    /// closed (HTTP/2 PINGs are not activity); one with no bytes at all, too.
     pub idle_timeout_secs: u64,
     /// An upload whose body sends nothing for this long is aborted (a minimum body rate).
     pub body_read_timeout_secs: u64,
@@ -64,6 +65,15 @@ pub struct ServerConfig {
     /// Largest request body an upload route accepts, in bytes (a gateway's cap, e.g. API
     /// Gateway's 10485760). Larger bodies answer 413 and point at resumable uploads. Unset: none.
     pub max_request_body: Option<u64>,
+    /// Listener of `/metrics` (plain HTTP), `host:port`; kept off the service port. Empty or
+    /// `"off"`: no metrics listener.
+    pub metrics_listen: String,
+    /// Slowest average rate of a request body, bytes per second of waiting for it, checked once
+    /// the body has been waited for `body_read_timeout_secs`; slower: 408. 0: no minimum.
+    pub body_min_rate_bytes_per_sec: u64,
+    /// Whole time a body on a route without a token (`/api/token/`, `/api/token/refresh/`) may
+    /// take, seconds.
+    pub unauthenticated_body_deadline_secs: u64,
 }
 
 /// One entry of `server.trusted_proxies`: a CIDR block (`10.0.0.0/8`, `fd00::/8`) or a single
@@ -118,6 +128,9 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             base_path: String::new(),
             max_request_body: None,
+            metrics_listen: "127.0.0.1:9898".into(),
+            body_min_rate_bytes_per_sec: 1024,
+            unauthenticated_body_deadline_secs: 10,
         }
     }
 }
@@ -247,6 +260,12 @@ pub struct LimitsConfig {
     pub quota_bytes: Option<u64>,
     /// Default per-tenant quota: number of live files (uploads in flight count). Unset: none.
     pub quota_files: Option<u64>,
+    /// Bytes of all non-file fields of a multipart form together (`/api/upload`); more: 400.
+    pub max_form_text_bytes: u64,
+    /// Parts of a multipart form; more: 400.
+    pub max_form_parts: u64,
+    /// Bytes before a part's data (boundary line and the part's headers); more: 400.
+    pub max_part_header_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -260,6 +279,9 @@ impl Default for LimitsConfig {
             allowed_content_types: Vec::new(),
             quota_bytes: None,
             quota_files: None,
+            max_form_text_bytes: 8 * 1024,
+            max_form_parts: 16,
+            max_part_header_bytes: 8 * 1024,
         }
     }
 }
@@ -401,6 +423,14 @@ pub struct S3BlobConfig {
     /// `/dl/...` links, streamed from S3 through mtfu, which `mtfu tenant revoke-urls` can revoke
     /// (presigned URLs can only be revoked by rotating the S3 keys).
     pub presigned_urls: bool,
+    /// Seconds to connect to S3.
+    pub connect_timeout_secs: u64,
+    /// Seconds S3 has to start answering one request attempt, writes included (completing a
+    /// large multipart upload can take a while).
+    pub read_timeout_secs: u64,
+    /// Seconds a read (`GetObject`, retries included) has to start answering; then 503. Must be
+    /// below `server.idle_timeout_secs`, so that a client always gets that answer.
+    pub operation_timeout_secs: u64,
 }
 
 impl Default for S3BlobConfig {
@@ -417,6 +447,9 @@ impl Default for S3BlobConfig {
             parts_in_flight: 2,
             presign_ttl_secs: None,
             presigned_urls: true,
+            connect_timeout_secs: 5,
+            read_timeout_secs: 60,
+            operation_timeout_secs: 30,
         }
     }
 }
@@ -438,6 +471,9 @@ impl std::fmt::Debug for S3BlobConfig {
             .field("parts_in_flight", &self.parts_in_flight)
             .field("presign_ttl_secs", &self.presign_ttl_secs)
             .field("presigned_urls", &self.presigned_urls)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("read_timeout_secs", &self.read_timeout_secs)
+            .field("operation_timeout_secs", &self.operation_timeout_secs)
             .finish()
     }
 }
@@ -584,6 +620,7 @@ impl Config {
             ));
         }
         validate_base_path(&self.server.base_path).map_err(|m| invalid("server.base_path", m))?;
+        crate::http::limits::validate(self)?;
         if self.server.max_request_body == Some(0) {
             return Err(invalid("server.max_request_body", "must be at least 1"));
         }

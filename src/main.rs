@@ -291,6 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 env!("CARGO_PKG_VERSION"),
                 app.https_addr()
             ));
+            if let Some(m) = app.metrics_addr() {
+                banner(format!("metrics on http://{m}/metrics"));
+            }
             if let Some(p) = app.plain_addr() {
                 banner(format!(
                     "plain HTTP (for a TLS-terminating proxy) on http://{p}"

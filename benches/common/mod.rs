@@ -92,6 +92,7 @@ pub fn mtfu_command(bin: &Path, dir: &Path, max_file_size: u64, s3: Option<&str>
     c.env_remove("MTFU_BIN")
         .env("MTFU_SERVER__DATA_DIR", dir)
         .env("MTFU_SERVER__LISTEN", "127.0.0.1:0")
+        .env("MTFU_SERVER__METRICS_LISTEN", "127.0.0.1:0")
         .env("MTFU_SERVER__BODY_READ_TIMEOUT_SECS", "600")
         .env("MTFU_LIMITS__MAX_FILE_SIZE", max_file_size.to_string())
         .env("MTFU_GC__INTERVAL_SECS", "0");
@@ -182,6 +183,11 @@ impl Mtfu {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The server's data directory (its self-signed certificate is in `tls/`).
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// The child's peak RSS so far (VmHWM), MiB.

@@ -53,6 +53,9 @@ struct Shared {
     part_size: usize,
     parts_in_flight: usize,
     budget: Arc<Budget>,
+    /// How long a read may wait for S3 to start answering, retries included
+    /// (`blobs.s3.operation_timeout_secs`, below the server's idle timeout).
+    read_deadline: Duration,
     /// Part buffers kept for reuse, at most `budget / part_size` (the most that can be filled or
     /// in flight at once). Allocating and freeing an 8 MiB buffer per part made glibc raise its
     /// mmap threshold and keep the freed buffers in arenas: the benchmark measured ~70 MiB of
@@ -118,8 +121,8 @@ impl S3Store {
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(60))
+                    .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+                    .read_timeout(Duration::from_secs(cfg.read_timeout_secs))
                     .operation_attempt_timeout(Duration::from_secs(300))
                     .build(),
             );
@@ -139,6 +142,7 @@ impl S3Store {
                 part_size,
                 parts_in_flight: cfg.parts_in_flight.max(1),
                 budget,
+                read_deadline: Duration::from_secs(cfg.operation_timeout_secs),
                 spare_parts: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -545,7 +549,17 @@ impl BlobBackend for S3Store {
             }
             req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
         }
-        let out = req.send().await.map_err(|e| classify("GetObject", e))?;
+        // A client waits for this without receiving anything: S3 must answer (or be given up
+        // on, a 503) before the client's connection counts as idle.
+        let out = tokio::time::timeout(self.s.read_deadline, req.send())
+            .await
+            .map_err(|_| {
+                BlobError::Unavailable(format!(
+                    "S3 GetObject: no answer within {:?} (blobs.s3.operation_timeout_secs)",
+                    self.s.read_deadline
+                ))
+            })?
+            .map_err(|e| classify("GetObject", e))?;
         let stream = futures_util::stream::try_unfold(out.body, |mut body| async move {
             let next = body.try_next().await.map_err(std::io::Error::other)?;
             Ok(next.map(|chunk| (chunk, body)))

@@ -1,5 +1,7 @@
-//! Request bodies as byte streams, with the slow-client protection: a body that sends nothing
-//! for `server.body_read_timeout_secs` ends with an error instead of holding an upload open.
+//! Request bodies as byte streams, with the slow-client protections: a body that sends nothing
+//! for `server.body_read_timeout_secs`, whose average rate falls below
+//! `server.body_min_rate_bytes_per_sec`, or (on routes without a token) that is not whole within
+//! `server.unauthenticated_body_deadline_secs` ends with an error instead of holding a slot.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +23,34 @@ const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 pub enum BodyError {
     #[error("the client sent nothing for {0:?}")]
     Timeout(Duration),
+    #[error("the request body arrives slower than {0} bytes/s on average")]
+    TooSlow(u64),
+    #[error("the request body was not whole within {0:?}")]
+    Deadline(Duration),
     #[error("reading the request body failed: {0}")]
     Read(#[from] hyper::Error),
+}
+
+/// The overall bounds of one request's body, besides the idle timeout (see
+/// [`super::limits::body_policy`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyPolicy {
+    /// Slowest average rate, bytes per second of time spent waiting for the body; 0: none.
+    pub min_rate: u64,
+    /// Waiting time before the rate is checked.
+    pub grace: Duration,
+    /// Longest time the whole body may take, from the start of the request's handling.
+    pub deadline: Option<Duration>,
+}
+
+tokio::task_local! {
+    /// The body policy of the request being served (see [`with_policy`]).
+    static POLICY: BodyPolicy;
+}
+
+/// Run `fut` (a request's handling) with `policy` for every body stream it opens.
+pub async fn with_policy<F: Future>(policy: BodyPolicy, fut: F) -> F::Output {
+    POLICY.scope(policy, fut).await
 }
 
 /// The data frames of a request body; trailers are skipped.
@@ -30,24 +58,40 @@ pub struct BodyStream {
     body: Incoming,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
-    armed: bool,
+    /// When the current silence ends the body (set at the first `Pending` after data).
+    idle_at: Option<Instant>,
+    policy: BodyPolicy,
+    created: Instant,
+    received: u64,
+    /// Time spent waiting for the client, up to the current wait.
+    waited: Duration,
+    /// Start of the current wait.
+    waiting_since: Option<Instant>,
     timed_out: bool,
     ended: bool,
 }
 
 impl BodyStream {
+    /// A body with the idle timeout `idle` and the policy of the request being served (none
+    /// outside one).
     pub fn new(body: Incoming, idle: Duration) -> Self {
+        let policy = POLICY.try_with(|p| *p).unwrap_or_default();
         Self {
             body,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
-            armed: false,
+            idle_at: None,
+            policy,
+            created: Instant::now(),
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
             timed_out: false,
             ended: false,
         }
     }
 
-    /// Whether the stream ended because the client went silent.
+    /// Whether the stream ended because the client went silent or too slow.
     pub fn timed_out(&self) -> bool {
         self.timed_out
     }
@@ -71,6 +115,35 @@ impl BodyStream {
             }
         });
     }
+
+    /// When the body must have ended by (whole-body deadline), or must have brought more bytes
+    /// by (average rate), given the wait that started at `since`: the earliest, if any.
+    fn policy_deadline(&self, since: Instant) -> Option<Instant> {
+        let deadline = self.policy.deadline.map(|d| self.created + d);
+        let rate = (self.policy.min_rate > 0).then(|| {
+            // The rate fails once waited > grace and received < min_rate × waited.
+            let needed =
+                Duration::from_secs_f64(self.received as f64 / self.policy.min_rate as f64);
+            since + needed.max(self.policy.grace).saturating_sub(self.waited)
+        });
+        match (deadline, rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The error for a body stopped at `now`.
+    fn fault(&self, now: Instant) -> BodyError {
+        if let Some(d) = self.policy.deadline
+            && now >= self.created + d
+        {
+            return BodyError::Deadline(d);
+        }
+        if self.idle_at.is_some_and(|at| now >= at) {
+            return BodyError::Timeout(self.idle);
+        }
+        BodyError::TooSlow(self.policy.min_rate)
+    }
 }
 
 impl Stream for BodyStream {
@@ -78,12 +151,19 @@ impl Stream for BodyStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.timed_out {
+            return Poll::Ready(Some(Err(this.fault(Instant::now()))));
+        }
         loop {
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.armed = false;
+                    this.idle_at = None;
+                    if let Some(since) = this.waiting_since.take() {
+                        this.waited += since.elapsed();
+                    }
                     if let Ok(data) = frame.into_data() {
                         super::access::count_in(data.len());
+                        this.received += data.len() as u64;
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }
@@ -93,13 +173,18 @@ impl Stream for BodyStream {
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if !this.armed {
-                        this.sleep.as_mut().reset(Instant::now() + this.idle);
-                        this.armed = true;
+                    let now = Instant::now();
+                    let since = *this.waiting_since.get_or_insert(now);
+                    let idle_at = *this.idle_at.get_or_insert(now + this.idle);
+                    let at = this
+                        .policy_deadline(since)
+                        .map_or(idle_at, |p| p.min(idle_at));
+                    if this.sleep.deadline() != at {
+                        this.sleep.as_mut().reset(at);
                     }
                     if this.sleep.as_mut().poll(cx).is_ready() {
                         this.timed_out = true;
-                        return Poll::Ready(Some(Err(BodyError::Timeout(this.idle))));
+                        return Poll::Ready(Some(Err(this.fault(now.max(at)))));
                     }
                     return Poll::Pending;
                 }
@@ -162,14 +247,32 @@ where
     multer::Multipart::with_constraints(DeferEof::new(body), boundary, constraints)
 }
 
-/// Read a whole small body (token requests, forms), refusing more than `max` bytes.
-pub async fn read_small(body: Incoming, max: usize, idle: Duration) -> Result<Bytes, String> {
+/// Read a whole small body (token requests, forms), refusing more than `max` bytes (400), or a
+/// body that stops arriving or is too slow (408).
+pub async fn read_small(
+    body: Incoming,
+    max: usize,
+    idle: Duration,
+) -> Result<Bytes, super::error::ApiError> {
+    use super::error::ApiError;
     let mut stream = BodyStream::new(body, idle);
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) if stream.timed_out() => {
+                return Err(ApiError::Detail {
+                    status: http::StatusCode::REQUEST_TIMEOUT,
+                    detail: format!("The request body was not received in time: {e}."),
+                    code: Some("body_timeout"),
+                });
+            }
+            Err(e) => return Err(ApiError::bad_request(e.to_string())),
+        };
         if buf.len() + chunk.len() > max {
-            return Err(format!("request body larger than {max} bytes"));
+            return Err(ApiError::bad_request(format!(
+                "request body larger than {max} bytes"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }
@@ -205,9 +308,7 @@ pub async fn small_form(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let bytes = read_small(req.into_body(), SMALL_BODY_MAX, idle)
-        .await
-        .map_err(ApiError::bad_request)?;
+    let bytes = read_small(req.into_body(), SMALL_BODY_MAX, idle).await?;
     let mut out = std::collections::HashMap::new();
     match mime.as_str() {
         "" if bytes.is_empty() => {}

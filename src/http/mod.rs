@@ -8,6 +8,10 @@ pub mod account;
 pub mod body;
 pub mod error;
 pub mod files;
+pub mod form;
+pub mod idle;
+pub mod limits;
+pub mod metrics_listener;
 pub mod openapi;
 pub mod ops;
 pub mod proxy;
@@ -175,9 +179,13 @@ pub async fn handle(
     let endpoint = router::route(req.uri().path());
     let route = endpoint.as_ref().map_or("unknown", Endpoint::name);
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let policy = limits::body_policy(&state.cfg, endpoint.as_ref());
     let result = match endpoint {
         None => Err(ApiError::NotFound),
-        Some(ep) => access::with_bytes_in(bytes_in.clone(), dispatch(&state, &ctx, ep, req)).await,
+        Some(ep) => {
+            let served = body::with_policy(policy, dispatch(&state, &ctx, ep, req));
+            access::with_bytes_in(bytes_in.clone(), served).await
+        }
     };
     let mut resp = result.unwrap_or_else(|e| e.into_response(&ctx.request_id));
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -239,9 +247,7 @@ async fn dispatch(
         Endpoint::Token => Err(not_allowed(&method, "POST, OPTIONS")),
         Endpoint::TokenRefresh if method == Method::POST => tokens::refresh(state, req).await,
         Endpoint::TokenRefresh => Err(not_allowed(&method, "POST, OPTIONS")),
-        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics
-            if method != Method::GET && method != Method::HEAD =>
-        {
+        Endpoint::Healthz | Endpoint::Readyz if method != Method::GET && method != Method::HEAD => {
             Err(not_allowed(&method, "GET, HEAD"))
         }
         Endpoint::Healthz => ops::healthz(),
@@ -255,7 +261,6 @@ async fn dispatch(
             None => Err(ApiError::NotFound),
         },
         Endpoint::Readyz => ops::readyz(state).await,
-        Endpoint::Metrics => ops::metrics(state),
         Endpoint::OpenApi => openapi::serve(state, ctx, &method),
         Endpoint::Download { tenant, file_id } => match method {
             Method::GET | Method::HEAD => files::download(state, &req, &tenant, &file_id).await,

@@ -1151,21 +1151,6 @@ fn paths(cfg: &Config) -> Value {
     );
     add(&mut p, "/readyz", "head", head_of(&ready, "readyzHead"));
     add(&mut p, "/readyz", "get", ready);
-    let metrics = op(
-        "metrics",
-        "ops",
-        "Prometheus metrics.",
-        false,
-        vec![],
-        None,
-        vec![(
-            "200",
-            json!({"description": "Prometheus text format 0.0.4.",
-                   "content": {"text/plain": {"schema": string()}}}),
-        )],
-    );
-    add(&mut p, "/metrics", "head", head_of(&metrics, "metricsHead"));
-    add(&mut p, "/metrics", "get", metrics);
     let openapi = op(
         "openapi",
         "ops",
@@ -1590,7 +1575,7 @@ pub fn document(cfg: &Config, server_url: &str) -> Value {
             {"name": "v2", "description": "Files by id, streamed downloads, signed URLs."},
             {"name": "uploads", "description": "Resumable uploads, tus 1.0.0."},
             {"name": "account", "description": "Usage, quotas and limits."},
-            {"name": "ops", "description": "Health, readiness, metrics, this document."},
+            {"name": "ops", "description": "Health, readiness, this document."},
         ],
         "paths": paths(cfg),
         "components": {

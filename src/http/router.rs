@@ -56,7 +56,6 @@ pub enum Endpoint {
     },
     Healthz,
     Readyz,
-    Metrics,
     /// `GET|HEAD /api/openapi.json`: the OpenAPI document of every route.
     OpenApi,
     /// An ACME HTTP-01 validation (RFC 8555 section 8.3).
@@ -86,7 +85,6 @@ enum Route {
     TusUpload,
     Healthz,
     Readyz,
-    Metrics,
     OpenApi,
     AcmeChallenge,
 }
@@ -119,7 +117,6 @@ const ROUTES: &[(&str, Route)] = &[
     ("/api/v2/uploads/{id}", Route::TusUpload),
     ("/healthz", Route::Healthz),
     ("/readyz", Route::Readyz),
-    ("/metrics", Route::Metrics),
     ("/api/openapi.json", Route::OpenApi),
     ("/.well-known/acme-challenge/{token}", Route::AcmeChallenge),
 ];
@@ -183,7 +180,6 @@ pub fn route(path: &str) -> Option<Endpoint> {
         Route::TusUpload => Endpoint::TusUpload { id: p("id")? },
         Route::Healthz => Endpoint::Healthz,
         Route::Readyz => Endpoint::Readyz,
-        Route::Metrics => Endpoint::Metrics,
         Route::OpenApi => Endpoint::OpenApi,
         Route::AcmeChallenge => Endpoint::AcmeChallenge { token: p("token")? },
     })
@@ -212,7 +208,6 @@ impl Endpoint {
             Endpoint::TusUpload { .. } => "tus_upload",
             Endpoint::Healthz => "healthz",
             Endpoint::Readyz => "readyz",
-            Endpoint::Metrics => "metrics",
             Endpoint::OpenApi => "openapi",
             Endpoint::AcmeChallenge { .. } => "acme_challenge",
         }

@@ -1,6 +1,8 @@
 //! The accept loop: TCP → (TLS) → hyper's HTTP/1.1 + HTTP/2 connection, with the protections
 //! against slow or hostile clients: a connection cap, a TLS handshake timeout, a header-read
-//! timeout, a maximum header size and an idle timeout on every connection.
+//! timeout, a maximum header size and an idle timeout on every connection. Idleness is decided
+//! on requests and responses (see [`crate::http::idle`]), not on bytes: HTTP/2 keep-alive PINGs
+//! and their ACKs do not keep a connection open.
 
 use std::future::Future;
 use std::io;
@@ -12,7 +14,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -21,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::idle::{Activity, drive};
 use super::{AppState, ConnInfo, handle};
 
 /// HTTP/2 flow-control window of one stream, bytes.
@@ -38,7 +40,9 @@ pub async fn serve(
 ) {
     let server = &state.cfg.server;
     let slots = Arc::new(Semaphore::new(server.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Cancelled at shutdown: every connection then closes gracefully (GOAWAY, `Connection:
+    // close`) once its requests are done.
+    let closing = CancellationToken::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Every connection's task, so that those still open when the grace period ends can be
     // cancelled (their uploads clean up from `Drop`, see crate::cleanup) before we return.
@@ -67,7 +71,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let state = state.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let closing = closing.clone();
         let cfg = state.cfg.server.clone();
         let executor = streams.clone();
         conns.spawn(async move {
@@ -93,7 +97,17 @@ pub async fn serve(
                 .max_header_list_size(cfg.max_header_bytes as u32)
                 .keep_alive_interval(Some(idle / 2))
                 .keep_alive_timeout(Duration::from_secs(20));
-            let svc = service_fn(move |req| handle(state.clone(), conn, req));
+            let activity = Activity::new();
+            let seen = activity.clone();
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                let seen = seen.clone();
+                async move {
+                    let request = seen.request();
+                    let resp = handle(state, conn, req).await;
+                    Ok::<_, std::convert::Infallible>(request.responded(resp?))
+                }
+            });
             let result = match tls {
                 Some(acceptor) => {
                     let hs = Duration::from_secs(cfg.tls_handshake_timeout_secs);
@@ -113,15 +127,13 @@ pub async fn serve(
                         return;
                     }
                     let io = TokioIo::new(IdleTimeout::new(stream, idle));
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, svc))
-                        .await
+                    let conn = builder.serve_connection_with_upgrades(io, svc);
+                    drive(conn, |c| c.graceful_shutdown(), &activity, idle, &closing).await
                 }
                 None => {
                     let io = TokioIo::new(IdleTimeout::new(tcp, idle));
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, svc))
-                        .await
+                    let conn = builder.serve_connection_with_upgrades(io, svc);
+                    drive(conn, |c| c.graceful_shutdown(), &activity, idle, &closing).await
                 }
             };
             if let Err(e) = result {
@@ -130,7 +142,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    closing.cancel();
+    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
         .await
         .is_err()
     {

@@ -3,7 +3,7 @@
 //! The `file` part is streamed into the blob store as it arrives (parts may come in any order,
 //! so the blob is keyed by the server, not by resource or name). The other fields are checked
 //! once the form has been read; if anything is wrong the staged blob is discarded. Nothing is
-//! visible until the metadata commit.
+//! visible until the metadata commit. The form's framing is bounded (see [`super::form`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,14 +16,13 @@ use serde_json::json;
 use super::body::{BodyStream, FormValue, multipart, small_form};
 use super::error::ApiError;
 use super::files::file_json;
+use super::form::{FormLimits, Gate, HeaderGate};
 use super::proxy::{Capped, request_too_large};
 use super::{AppState, Ctx, Response, json_response};
 use crate::domain::{FileName, Micros, Resource, ResourceId, Tenant, now_micros, parse_rfc3339};
 use crate::service::{Expiry, ServiceError, Staged, TypeRule};
 use crate::upload::UploadError;
 
-/// Largest value of a text field (resource, resource_id, flags).
-const TEXT_FIELD_MAX: usize = 64 * 1024;
 /// Room for the multipart framing and text fields on top of the file itself.
 const FORM_OVERHEAD: u64 = 1024 * 1024;
 
@@ -143,13 +142,32 @@ async fn read_multipart(
     let too_large = || ApiError::from(ServiceError::Upload(UploadError::TooLarge { limit }));
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(limit.saturating_add(FORM_OVERHEAD)));
-    let mut mp = multipart(body, boundary, constraints);
+    let caps = FormLimits::of(&state.cfg.limits);
+    let gate = Gate::new();
+    let mut mp = multipart(HeaderGate::new(body, gate.clone()), boundary, constraints);
     let mut form = Form::default();
     let parse_error = |e: multer::Error| match e {
         multer::Error::StreamSizeExceeded { .. } => too_large(),
         other => ApiError::bad_request(format!("Multipart form parse error - {other}")),
     };
-    while let Some(mut field) = mp.next_field().await.map_err(parse_error)? {
+    let mut parts = 0u64;
+    let mut text_bytes = 0u64;
+    loop {
+        // Only the bytes up to a part's data count against the header cap: every part's data
+        // is read to its end below, so `next_field` has none of it left to skip.
+        gate.arm(caps.header_bytes);
+        let next = mp.next_field().await;
+        gate.disarm();
+        let mut field = match next {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) if gate.tripped() => return Err(caps.headers_too_long()),
+            Err(e) => return Err(parse_error(e)),
+        };
+        parts += 1;
+        if parts > caps.parts {
+            return Err(caps.too_many_parts());
+        }
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
         match (name.as_str(), file_name) {
@@ -157,8 +175,11 @@ async fn read_multipart(
                 return Err(ApiError::field("file", "Submit one file only."));
             }
             ("file", Some(raw_name)) => match FileName::parse(&raw_name) {
-                // The part's bytes are skipped by the next `next_field`, never stored.
-                Err(msg) => form.file_error = Some(msg),
+                // The part's bytes are read and dropped, never stored.
+                Err(msg) => {
+                    form.file_error = Some(msg);
+                    skip(&mut field).await.map_err(parse_error)?;
+                }
                 Ok(file_name) => {
                     let claimed = field.content_type().map(|m| m.essence_str().to_owned());
                     let rule = TypeRule {
@@ -177,18 +198,15 @@ async fn read_multipart(
                     });
                 }
             },
-            (_, Some(_)) => {} // Other file parts are not part of the contract: skipped.
+            // Other file parts are not part of the contract: skipped.
+            (_, Some(_)) => skip(&mut field).await.map_err(parse_error)?,
             (_, None) => {
                 let mut value = Vec::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = chunk.map_err(parse_error)?;
-                    if value.len() + chunk.len() > TEXT_FIELD_MAX {
-                        return Err(ApiError::field(
-                            &name,
-                            format!(
-                                "Ensure this field has no more than {TEXT_FIELD_MAX} characters."
-                            ),
-                        ));
+                    text_bytes += chunk.len() as u64;
+                    if text_bytes > caps.text_bytes {
+                        return Err(caps.too_much_text());
                     }
                     value.extend_from_slice(&chunk);
                 }
@@ -202,6 +220,14 @@ async fn read_multipart(
         }
     }
     Ok(form)
+}
+
+/// Read a part's data to its end, keeping none of it.
+async fn skip(field: &mut multer::Field<'_>) -> Result<(), multer::Error> {
+    while let Some(chunk) = field.next().await {
+        chunk?;
+    }
+    Ok(())
 }
 
 /// DRF's BooleanField.

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::body::BodyStream;
 use super::error::ApiError;
 use super::files::{base_url, download_link, file_json, serve_file, signed_url};
+use super::proxy::{Capped, request_too_large};
 use super::router::Endpoint;
 use super::upload::{expiry, parse_bool};
 use super::{AppState, Ctx, Response, json_response, not_allowed, query};
@@ -278,6 +279,16 @@ async fn put(
         body.drain_in_background();
         return Err(ApiError::Fields(errors));
     };
+    // server.max_request_body, like every upload route: refused before reading when the
+    // declared length passes it, else while streaming.
+    let cap = state.cfg.server.max_request_body;
+    if let (Some(max), Some(len)) = (cap, declared)
+        && len > max
+        && max <= limit
+    {
+        body.drain_in_background();
+        return Ok(request_too_large(max, &state.cfg.server.base_path));
+    }
     if declared.is_some_and(|d| d > limit) {
         body.drain_in_background();
         return Err(too_large(limit));
@@ -287,10 +298,12 @@ async fn put(
         file_name: name.as_str(),
         allowed: &state.cfg.limits.allowed_content_types,
     };
+    let mut capped = Capped::new(&mut body, cap);
     let staged = state
         .files
-        .stage_typed(tenant, &mut body, limit, declared, rule)
+        .stage_typed(tenant, &mut capped, limit, declared, rule)
         .await;
+    let over_cap = capped.exceeded();
     let (staged, content_type) = match staged {
         Ok(s) => s,
         Err(e) => {
@@ -302,6 +315,9 @@ async fn put(
                 });
             }
             body.drain_in_background();
+            if let (true, Some(max)) = (over_cap, cap) {
+                return Ok(request_too_large(max, &state.cfg.server.base_path));
+            }
             return Err(match e {
                 ServiceError::Upload(UploadError::TooLarge { limit }) => too_large(limit),
                 ServiceError::Upload(UploadError::Body(m)) => {

@@ -56,6 +56,7 @@ impl ChildServer {
             .arg("serve")
             .env("MTFU_SERVER__DATA_DIR", dir)
             .env("MTFU_SERVER__LISTEN", "127.0.0.1:0")
+            .env("MTFU_SERVER__METRICS_LISTEN", "127.0.0.1:0")
             .env("MTFU_LIMITS__MAX_FILE_SIZE", "1073741824")
             .env(
                 "MTFU_LOG",

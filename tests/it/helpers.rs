@@ -19,6 +19,8 @@ pub struct TestApp {
     pub base: String,
     /// The plain-HTTP listener, when the test configured one.
     pub plain: Option<std::net::SocketAddr>,
+    /// The metrics listener (`server.metrics_listen`), unless the test turned it off.
+    pub metrics: Option<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
@@ -53,6 +55,7 @@ async fn test_hash(app: &App) -> String {
 pub fn test_config(dir: &Path) -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.metrics_listen = "127.0.0.1:0".into();
     cfg.server.data_dir = dir.to_owned();
     cfg.gc.interval_secs = 0;
     cfg
@@ -102,6 +105,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
     let port = app.https_addr().port();
     let plain = app.plain_addr();
+    let metrics = app.metrics_addr();
     let state = app.state();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
@@ -110,6 +114,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         base: format!("https://localhost:{port}"),
         plain,
+        metrics,
         client: client_for(dir.path()),
         state,
         dir,
@@ -121,6 +126,16 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// `/metrics` from the metrics listener, as text.
+    pub async fn metrics_text(&self) -> String {
+        let addr = self.metrics.expect("metrics listener");
+        let r = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics");
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("text")
     }
 
     pub async fn token(&self, user: &str) -> String {

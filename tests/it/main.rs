@@ -14,6 +14,8 @@ mod disk;
 mod edge;
 mod faults;
 mod gc;
+mod hostile;
+mod hostile_forms;
 mod login_limits;
 mod openapi;
 mod proxy;

@@ -408,15 +408,7 @@ async fn the_api_answers_503_while_the_database_is_gone_and_recovers() {
                 .await
                 .expect("readyz");
             assert_eq!(ready.status(), 503);
-            let metrics = app
-                .client
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
+            let metrics = app.metrics_text().await;
             assert!(
                 metrics
                     .lines()

@@ -70,7 +70,8 @@ pub async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 pub async fn an_idle_connection_is_closed() {
     let app = spawn_with(|c| {
         c.server.plain_listen = Some("127.0.0.1:0".into());
-        c.server.idle_timeout_secs = 1;
+        c.server.idle_timeout_secs = 2;
+        crate::hostile::small_s3_timeouts(c);
     })
     .await;
     let mut s = TcpStream::connect(app.plain.expect("plain"))
@@ -141,15 +142,7 @@ pub async fn readyz_and_metrics_answer() {
     assert_eq!(r.status(), 200);
     let t = app.token("john1").await;
     assert_eq!(app.upload(&t, "p", "1", "a", b"x").await.0, 200);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     for name in [
         "mtfu_requests_total",
         // A histogram (buckets), not a summary: it aggregates across nodes.
