@@ -55,7 +55,8 @@ impl Line {
             bytes_in,
             bytes_out,
             complete,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            // Whole microseconds in milliseconds: prints as `0.017`, not a binary fraction's noise.
+            duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0,
             "request"
         );
         metrics::counter!("mtfu_request_body_bytes_total", "route" => self.route)

@@ -81,6 +81,18 @@ pub struct Ctx {
 #[derive(Clone)]
 struct TenantTag(String);
 
+/// The response of an authenticated request, an error's included, tagged with its tenant for the
+/// access log.
+fn tagged(
+    resp: Result<Response, ApiError>,
+    tag: TenantTag,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
+    let mut resp = resp.unwrap_or_else(|e| e.into_response(&ctx.request_id));
+    resp.extensions_mut().insert(tag);
+    Ok(resp)
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
@@ -269,7 +281,7 @@ async fn dispatch(
         Endpoint::Upload | Endpoint::ResourceFiles { .. } | Endpoint::ListFiles => {
             let tenant = authenticate(state, req.headers()).await?;
             let tag = TenantTag(tenant.name.to_string());
-            let mut resp = match (ep, &method) {
+            let resp = match (ep, &method) {
                 (Endpoint::Upload, &Method::POST) => upload::upload(state, ctx, req, tenant).await,
                 (Endpoint::Upload, _) => Err(not_allowed(&method, "POST, OPTIONS")),
                 (
@@ -291,9 +303,8 @@ async fn dispatch(
                 },
                 (_, &Method::GET | &Method::HEAD) => files::list_files(state, &req, &tenant).await,
                 _ => Err(not_allowed(&method, "GET, HEAD, OPTIONS")),
-            }?;
-            resp.extensions_mut().insert(tag);
-            Ok(resp)
+            };
+            tagged(resp, tag, ctx)
         }
         Endpoint::V2Files
         | Endpoint::V2File { .. }
@@ -303,29 +314,26 @@ async fn dispatch(
         | Endpoint::V2RevokeUrls => {
             let tenant = authenticate(state, req.headers()).await?;
             let tag = TenantTag(tenant.name.to_string());
-            let mut resp = v2::handle(state, ctx, ep, req, tenant).await?;
-            resp.extensions_mut().insert(tag);
-            Ok(resp)
+            let resp = v2::handle(state, ctx, ep, req, tenant).await;
+            tagged(resp, tag, ctx)
         }
         Endpoint::SessionsRevoke => {
             let tenant = authenticate(state, req.headers()).await?;
             let tag = TenantTag(tenant.name.to_string());
-            let mut resp = match method {
+            let resp = match method {
                 Method::POST => sessions::revoke(state, &tenant).await,
                 _ => Err(not_allowed(&method, "POST")),
-            }?;
-            resp.extensions_mut().insert(tag);
-            Ok(resp)
+            };
+            tagged(resp, tag, ctx)
         }
         Endpoint::V2Usage => {
             let tenant = authenticate(state, req.headers()).await?;
             let tag = TenantTag(tenant.name.to_string());
-            let mut resp = match method {
+            let resp = match method {
                 Method::GET | Method::HEAD => account::usage(state, &tenant).await,
                 _ => Err(not_allowed(&method, "GET, HEAD")),
-            }?;
-            resp.extensions_mut().insert(tag);
-            Ok(resp)
+            };
+            tagged(resp, tag, ctx)
         }
         // Public: a client learns the limits before it has a token.
         Endpoint::V2Limits => match method {

@@ -18,6 +18,7 @@ mod hostile;
 mod hostile_forms;
 mod login_limits;
 mod openapi;
+mod operator;
 mod proxy;
 mod robustness;
 mod s3;
