@@ -114,7 +114,14 @@ pub async fn sweep_with(meta: &Meta, blob: &Blob, set: &Settings) -> Result<GcRe
     let mut report = GcReport::default();
     let cutoff = now_micros() - grace.as_micros() as i64;
 
-    if !dry_run {
+    // A dry run counts exactly what the real run would do: the rows it would reap, and their
+    // blobs as garbage.
+    let mut would_be_garbage = Vec::new();
+    if dry_run {
+        let (reaped, keys) = meta.reapable(cutoff, cutoff).await?;
+        report.files_reaped = reaped.deleted + reaped.expired;
+        would_be_garbage = keys;
+    } else {
         let reaped = meta.reap_files(cutoff, cutoff).await?;
         report.files_reaped = reaped.deleted + reaped.expired;
     }
@@ -148,6 +155,11 @@ pub async fn sweep_with(meta: &Meta, blob: &Blob, set: &Settings) -> Result<GcRe
         }
         if dry_run {
             break;
+        }
+    }
+    for key in would_be_garbage {
+        if !report.garbage.contains(&key) {
+            report.garbage.push(key);
         }
     }
 

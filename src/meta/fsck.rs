@@ -1,6 +1,6 @@
 //! What `mtfu fsck` reads from the metadata store, beyond what serving needs: every file row's
-//! blob (paged by blob key, so memory does not grow with the store) and the quota reservations
-//! that no upload holds. Read only.
+//! blob (paged by blob key, so memory does not grow with the store), the quota reservations
+//! that no upload holds, and what gc would reap. Read only.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
 //! its SQL in `sqlite/fsck.rs` and `postgres/fsck.rs`.
@@ -30,4 +30,11 @@ pub trait FsckStore: Send + Sync {
     async fn orphaned_reservations(&self, before: Micros) -> MetaResult<Vec<String>>;
     /// Blob keys in the garbage table.
     async fn garbage_keys(&self) -> MetaResult<Vec<String>>;
+    /// What [`reap_files`](super::MetaBackend::reap_files) would do now, changing nothing (gc's
+    /// dry run): the rows it would reap, and the blob keys it would send to garbage.
+    async fn reapable(
+        &self,
+        deleted_before: Micros,
+        expired_before: Micros,
+    ) -> MetaResult<(super::Reaped, Vec<BlobKey>)>;
 }

@@ -54,6 +54,10 @@ pub async fn gc_removes_deleted_expired_and_orphaned_blobs_and_keeps_live_ones()
     );
 
     let r = sweep(meta, blob, Duration::ZERO, false).await.expect("gc");
+    // The dry run counted exactly what the real one did.
+    assert_eq!(dry.files_reaped, r.files_reaped, "{dry:?} vs {r:?}");
+    assert_eq!(dry.garbage.len(), r.garbage.len(), "{dry:?} vs {r:?}");
+    assert_eq!(dry.blobs_removed(), r.blobs_removed(), "{dry:?} vs {r:?}");
     assert_eq!(r.files_reaped, 2, "{r:?}");
     assert_eq!(r.garbage.len(), 2, "{r:?}");
     assert_eq!(r.orphans.len(), 1, "{r:?}");

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use super::Postgres;
 use crate::domain::{BlobKey, Micros};
-use crate::meta::MetaResult;
 use crate::meta::fsck::{FileBlob, FsckStore};
+use crate::meta::{MetaResult, Reaped};
 
 #[async_trait]
 impl FsckStore for Postgres {
@@ -68,6 +68,36 @@ impl FsckStore for Postgres {
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<Result<Vec<String>, _>>()?)
+            })
+        })
+        .await
+    }
+
+    async fn reapable(
+        &self,
+        deleted_before: Micros,
+        expired_before: Micros,
+    ) -> MetaResult<(Reaped, Vec<BlobKey>)> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT blob_key, deleted_at IS NOT NULL FROM files
+                         WHERE (deleted_at IS NOT NULL AND deleted_at < $1)
+                            OR (deleted_at IS NULL AND expire_at IS NOT NULL AND expire_at < $2)",
+                        &[&deleted_before, &expired_before],
+                    )
+                    .await?;
+                let (mut reaped, mut keys) = (Reaped::default(), Vec::new());
+                for r in rows {
+                    if r.try_get::<_, bool>(1)? {
+                        reaped.deleted += 1;
+                    } else {
+                        reaped.expired += 1;
+                    }
+                    keys.extend(BlobKey::from_stored(&r.try_get::<_, String>(0)?));
+                }
+                Ok((reaped, keys))
             })
         })
         .await

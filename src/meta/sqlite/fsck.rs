@@ -5,8 +5,8 @@ use rusqlite::params;
 
 use super::Sqlite;
 use crate::domain::{BlobKey, Micros};
-use crate::meta::MetaResult;
 use crate::meta::fsck::{FileBlob, FsckStore};
+use crate::meta::{MetaResult, Reaped};
 
 #[async_trait]
 impl FsckStore for Sqlite {
@@ -62,6 +62,35 @@ impl FsckStore for Sqlite {
             let mut st = c.prepare("SELECT blob_key FROM garbage")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn reapable(
+        &self,
+        deleted_before: Micros,
+        expired_before: Micros,
+    ) -> MetaResult<(Reaped, Vec<BlobKey>)> {
+        self.read(move |c| {
+            let mut st = c.prepare(
+                "SELECT blob_key, deleted_at IS NOT NULL FROM files
+                 WHERE (deleted_at IS NOT NULL AND deleted_at < ?1)
+                    OR (deleted_at IS NULL AND expire_at IS NOT NULL AND expire_at < ?2)",
+            )?;
+            let rows = st.query_map(params![deleted_before, expired_before], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+            })?;
+            let (mut reaped, mut keys) = (Reaped::default(), Vec::new());
+            for row in rows {
+                let (key, deleted) = row?;
+                if deleted {
+                    reaped.deleted += 1;
+                } else {
+                    reaped.expired += 1;
+                }
+                keys.extend(BlobKey::from_stored(&key));
+            }
+            Ok((reaped, keys))
         })
         .await
     }
