@@ -68,8 +68,12 @@ enum Command {
 enum TenantCommand {
     /// Add a tenant; the password is read from a prompt, or from stdin when it is not a terminal.
     Add { name: String },
-    /// List tenants.
-    List,
+    /// List tenants with their files, bytes, quotas and what uploads in flight hold.
+    List {
+        /// One JSON array of objects.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a tenant and all its files.
     Remove { name: String },
     /// Set a tenant's password (prompt or stdin); ends every session (token) of the tenant.
@@ -412,9 +416,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("adding tenant {name}"))?;
                     println!("tenant {name} added");
                 }
-                TenantCommand::List => {
+                TenantCommand::List { json } => {
+                    let now = mtfu::domain::now_micros();
+                    let defaults = (cfg.limits.quota_bytes, cfg.limits.quota_files);
+                    let mut rows = Vec::new();
                     for t in meta.list_tenants().await? {
-                        println!("{}", t.name);
+                        let (u, q) = meta.usage(t.id, now).await?;
+                        rows.push(serde_json::json!({
+                            "name": t.name.as_str(),
+                            "files": u.files,
+                            "bytes": u.bytes,
+                            "quota_bytes": q.bytes.resolve(defaults.0),
+                            "quota_files": q.files.resolve(defaults.1),
+                            "reserved_bytes": u.reserved_bytes,
+                            "reserved_files": u.reserved_files,
+                        }));
+                    }
+                    if json {
+                        println!("{}", serde_json::Value::Array(rows));
+                    } else {
+                        let show = |v: &serde_json::Value| match v {
+                            serde_json::Value::Null => "-".to_owned(),
+                            other => other.to_string().trim_matches('"').to_owned(),
+                        };
+                        println!(
+                            "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14}",
+                            "NAME", "FILES", "BYTES", "QUOTA_BYTES", "QUOTA_FILES", "RESERVED"
+                        );
+                        for r in &rows {
+                            println!(
+                                "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14}",
+                                show(&r["name"]),
+                                show(&r["files"]),
+                                show(&r["bytes"]),
+                                show(&r["quota_bytes"]),
+                                show(&r["quota_files"]),
+                                show(&r["reserved_bytes"])
+                            );
+                        }
                     }
                 }
                 TenantCommand::Remove { name } => {

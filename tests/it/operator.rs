@@ -111,3 +111,28 @@ fn a_quota_in_fractions_of_a_unit_is_accepted_and_a_bad_one_says_what_is() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("K, M, G or T"), "{err}");
 }
+
+#[test]
+fn tenant_list_shows_usage_and_quotas_and_speaks_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::cli::mtfu(dir.path(), &["init-data"], None);
+    crate::cli::mtfu(
+        dir.path(),
+        &["tenant", "quota", "john2", "--files", "7"],
+        None,
+    );
+    let table = crate::cli::mtfu(dir.path(), &["tenant", "list"], None);
+    assert!(
+        table.contains("QUOTA_BYTES") && table.contains("john10"),
+        "{table}"
+    );
+    let json = crate::cli::mtfu(dir.path(), &["tenant", "list", "--json"], None);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 10);
+    let john2 = rows.iter().find(|r| r["name"] == "john2").expect("john2");
+    assert_eq!(john2["quota_files"], 7);
+    assert_eq!(john2["files"], 0);
+    assert_eq!(john2["bytes"], 0);
+    assert!(john2["quota_bytes"].is_null());
+}
