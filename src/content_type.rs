@@ -89,11 +89,23 @@ pub fn allowed(patterns: &[String], ct: &str) -> bool {
 /// `Ok` when the stored type and the sniffed one (if any) are allowed, else the first type that
 /// is not: a client cannot pass an allow-list of `image/*` by calling a PDF `image/png`, nor
 /// store a PNG as `text/html`.
+///
+/// With an allow-list, a stored type of another kind than the bytes show (a PDF labelled
+/// `image/png`: `image` against `application`) is refused too, even when both are allowed: the
+/// file would be served under a type its bytes contradict. Types of one kind (a PNG labelled
+/// `image/jpeg`) pass: sniffing tells formats apart less reliably than kinds.
 pub fn check(patterns: &[String], d: &Decision) -> Result<(), String> {
     for ct in std::iter::once(&d.stored).chain(d.sniffed.as_ref()) {
         if !allowed(patterns, ct) {
             return Err(essence(ct));
         }
+    }
+    let kind = |ct: &str| essence(ct).split('/').next().unwrap_or("").to_owned();
+    if !patterns.is_empty()
+        && let Some(sniffed) = &d.sniffed
+        && kind(&d.stored) != kind(sniffed)
+    {
+        return Err(essence(&d.stored));
     }
     Ok(())
 }
@@ -179,5 +191,26 @@ mod tests {
         for good in ["image/*", "*/*", "application/vnd.ms-excel", "text/plain"] {
             assert!(check_pattern(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn a_type_the_bytes_contradict_is_refused_under_an_allow_list() {
+        let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj";
+        let list = vec!["image/*".to_owned(), "application/pdf".to_owned()];
+        let labelled_png = decide(Some("image/png"), pdf, "x.png");
+        assert_eq!(labelled_png.sniffed.as_deref(), Some("application/pdf"));
+        assert_eq!(check(&list, &labelled_png), Err("image/png".to_owned()));
+        // Honestly labelled, or without a list, it passes.
+        assert_eq!(
+            check(&list, &decide(Some("application/pdf"), pdf, "x.pdf")),
+            Ok(())
+        );
+        assert_eq!(check(&[], &labelled_png), Ok(()));
+        // Same kind, other format: allowed.
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(
+            check(&list, &decide(Some("image/jpeg"), png, "x.jpg")),
+            Ok(())
+        );
     }
 }

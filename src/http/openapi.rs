@@ -41,6 +41,9 @@ pub fn serve(state: &AppState, ctx: &Ctx, method: &Method) -> Result<Response, A
 /// The largest integer the query parsers take (`i64`); beyond it a number is "not valid".
 const I64_MAX: i64 = i64::MAX;
 
+/// Text fields that refuse NUL (the tokens' CharFields): any string without U+0000.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
 fn schema(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -260,13 +263,14 @@ fn schemas(cfg: &Config) -> Value {
     });
     let credentials = json!({
         "type": "object", "required": ["username", "password"],
-        "properties": {"username": {"type": "string", "minLength": 1},
-                       "password": {"type": "string", "minLength": 1}},
+        // DRF's CharField refuses NUL (400), as mtfu does.
+        "properties": {"username": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                       "password": {"type": "string", "minLength": 1, "pattern": NO_NUL}},
         "additionalProperties": false
     });
     let refresh = json!({
         "type": "object", "required": ["refresh"],
-        "properties": {"refresh": {"type": "string", "minLength": 1}},
+        "properties": {"refresh": {"type": "string", "minLength": 1, "pattern": NO_NUL}},
         "additionalProperties": false
     });
     let upload_form = json!({
