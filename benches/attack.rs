@@ -39,6 +39,7 @@ async fn main() -> Result<()> {
     let idle_h2 = env_u64("IDLE_H2", 200)?;
     let trickle = env_u64("TRICKLE", 100)?;
     let forms = env_u64("FORMS", 4)?;
+    let tus_floods = env_u64("TUS_FLOODS", 2)?;
     let bin = mtfu_bin()?;
     let mtfu = Mtfu::start(&bin, |dir| {
         let mut c = mtfu_command(&bin, dir, 10 * 1024 * 1024, None);
@@ -49,6 +50,8 @@ async fn main() -> Result<()> {
         c
     })?;
     let token = mtfu.token("john1").await?;
+    // The tenant creating unfinished resumable uploads without end (item 8).
+    let flooder = mtfu.token("john2").await?;
     let pem = std::fs::read(mtfu.data_dir().join("tls/self-signed.crt"))?;
     let port: u16 = mtfu
         .base
@@ -58,7 +61,8 @@ async fn main() -> Result<()> {
         .context("port")?;
     println!(
         "attack for {secs} s: {idle_h2} idle HTTP/2 connections, {trickle} trickled bodies, \
-         {forms} text-field floods, {forms} endless part headers"
+         {forms} text-field floods, {forms} endless part headers, {tus_floods} unfinished-upload \
+         floods"
     );
     // The well-behaved client's connection exists before the attack.
     let good = mtfu.client.clone();
@@ -127,6 +131,33 @@ async fn main() -> Result<()> {
         }
     }
 
+    let (tus_admitted, tus_refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    for _ in 0..tus_floods {
+        let (client, base, token) = (insecure_client()?, mtfu.base.clone(), flooder.clone());
+        let (admitted, refused) = (tus_admitted.clone(), tus_refused.clone());
+        attackers.spawn(async move {
+            while Instant::now() < stop {
+                let r = client
+                    .post(format!("{base}/api/v2/uploads"))
+                    .bearer_auth(&token)
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Upload-Length", (10u64 << 20).to_string())
+                    // filename f.bin, resource flood, resource_id 1
+                    .header(
+                        "Upload-Metadata",
+                        "filename Zi5iaW4=,resource Zmxvb2Q=,resource_id MQ==",
+                    )
+                    .send()
+                    .await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(201) => admitted.fetch_add(1, Ordering::Relaxed),
+                    Ok(429) => refused.fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
+            }
+        });
+    }
+
     let mut latencies = Vec::new();
     let mut errors = 0u64;
     let mut i = 0u64;
@@ -179,6 +210,11 @@ async fn main() -> Result<()> {
     println!(
         "idle HTTP/2 connections closed by the server: {}",
         cut.load(Ordering::Relaxed)
+    );
+    println!(
+        "unfinished tus uploads of the flooding tenant: {} admitted, {} refused with 429",
+        tus_admitted.load(Ordering::Relaxed),
+        tus_refused.load(Ordering::Relaxed)
     );
     println!("server peak RSS (VmHWM): {:.0} MiB", mtfu.peak_rss_mib()?);
     Ok(())

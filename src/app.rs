@@ -60,6 +60,7 @@ fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours just stays empty.
             let _ = metrics::set_global_recorder(recorder);
+            crate::telemetry::describe();
             handle
         })
         .clone()

@@ -32,6 +32,7 @@ pub mod meta;
 pub mod notify;
 pub mod quota;
 pub mod service;
+pub mod telemetry;
 pub mod tls;
 pub mod tus;
 pub mod upload;

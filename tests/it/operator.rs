@@ -136,3 +136,32 @@ fn tenant_list_shows_usage_and_quotas_and_speaks_json() {
     assert_eq!(john2["bytes"], 0);
     assert!(john2["quota_bytes"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_has_help_and_type_and_counters_exist_from_the_start() {
+    let app = crate::helpers::spawn_app().await;
+    let text = app.metrics_text().await;
+    for name in [
+        "mtfu_upload_bytes_total",
+        "mtfu_download_bytes_total",
+        "mtfu_failed_logins_total",
+        "mtfu_uploads_in_flight",
+        "mtfu_buffer_bytes_in_use",
+        "mtfu_buffer_bytes_high_water",
+        "mtfu_buffer_bytes_budget",
+    ] {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} has no sample: {text}"
+        );
+    }
+    // Labelled series: described as soon as they exist (a request has been answered here).
+    let _ = app.client.get(app.url("/healthz")).send().await;
+    let text = app.metrics_text().await;
+    for name in ["mtfu_requests_total", "mtfu_request_duration_seconds"] {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}: {text}");
+    }
+}
