@@ -1303,6 +1303,11 @@ mod tests {
         let Some(admin_url) = std::env::var("MTFU_TEST_POSTGRES_URL")
             .ok()
             .filter(|s| !s.is_empty())
+            .or_else(|| {
+                // The PostgreSQL the build found on 127.0.0.1:5432 (tests/support/detect.rs).
+                (!cfg!(mtfu_no_pg))
+                    .then(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+            })
         else {
             eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
             return None;
@@ -1337,6 +1342,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
     async fn keyset_pages_follow_offset_order() {
         let Some((db, admin, name)) = fresh_store().await else {
             return;

@@ -254,6 +254,10 @@ fn mode(p: &Path) -> u32 {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    mtfu_no_pebble,
+    ignore = "pebble is not installed (apt install pebble)"
+)]
 async fn tls_alpn_01_gets_a_certificate_that_is_kept_for_the_next_start() {
     if !pebble_installed() {
         return;
@@ -301,6 +305,10 @@ async fn tls_alpn_01_gets_a_certificate_that_is_kept_for_the_next_start() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    mtfu_no_pebble,
+    ignore = "pebble is not installed (apt install pebble)"
+)]
 async fn http_01_gets_a_certificate() {
     if !pebble_installed() {
         return;
@@ -335,6 +343,10 @@ async fn http_01_gets_a_certificate() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    mtfu_no_pebble,
+    ignore = "pebble is not installed (apt install pebble)"
+)]
 async fn renewal_swaps_the_certificate_while_open_connections_survive() {
     if !pebble_installed() {
         return;
@@ -371,6 +383,10 @@ async fn renewal_swaps_the_certificate_while_open_connections_survive() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    mtfu_no_pebble,
+    ignore = "pebble is not installed (apt install pebble)"
+)]
 async fn startup_does_not_wait_for_the_ca_and_acme_tls_alpn_is_never_given_to_http_clients() {
     let data = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(data.path());

@@ -48,6 +48,7 @@ fn skipped(why: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(mtfu_no_root, ignore = "mounting a tmpfs needs root")]
 async fn a_full_or_read_only_disk_is_a_precise_error_and_recovers_without_a_restart() {
     let outer = tempfile::tempdir().expect("tempdir");
     let blobs = outer.path().join("blobs");

@@ -141,6 +141,7 @@ fn assert_unavailable<T: std::fmt::Debug>(r: Result<T, MetaError>) {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn concurrent_commits_of_one_name_keep_one_row_and_lose_no_blob() {
     let Some((pg, _)) = fresh_db().await else {
         return;
@@ -189,6 +190,7 @@ async fn concurrent_commits_of_one_name_keep_one_row_and_lose_no_blob() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_refresh_token_is_accepted_once_under_concurrency() {
     let Some((pg, _)) = fresh_db().await else {
         return;
@@ -208,6 +210,7 @@ async fn a_refresh_token_is_accepted_once_under_concurrency() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn nodes_migrating_at_once_apply_each_migration_once() {
     let Some((pg, _)) = fresh_db().await else {
         return;
@@ -223,6 +226,7 @@ async fn nodes_migrating_at_once_apply_each_migration_once() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn killed_backends_are_replaced_by_the_pool() {
     let Some((pg, db)) = fresh_db().await else {
         return;
@@ -249,6 +253,7 @@ async fn killed_backends_are_replaced_by_the_pool() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_database_refusing_connections_is_unavailable_until_it_is_back() {
     let Some((pg, db)) = fresh_db().await else {
         return;
@@ -279,6 +284,7 @@ async fn a_database_refusing_connections_is_unavailable_until_it_is_back() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_silent_server_is_unavailable_within_the_connect_timeout() {
     if crate::store::postgres_url().is_none() {
         eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
@@ -312,6 +318,7 @@ async fn a_silent_server_is_unavailable_within_the_connect_timeout() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_refused_connection_is_unavailable() {
     if crate::store::postgres_url().is_none() {
         eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
@@ -330,6 +337,7 @@ async fn a_refused_connection_is_unavailable() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_statement_past_its_timeout_is_unavailable() {
     let Some((mut pg, db)) = fresh_db().await else {
         return;
@@ -365,6 +373,7 @@ async fn a_statement_past_its_timeout_is_unavailable() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn the_api_answers_503_while_the_database_is_gone_and_recovers() {
     let Some(admin_url) = crate::store::postgres_url() else {
         eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
@@ -435,6 +444,7 @@ async fn the_api_answers_503_while_the_database_is_gone_and_recovers() {
 }
 
 #[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn two_nodes_on_one_database_share_files_and_the_refresh_blacklist() {
     if crate::store::postgres_url().is_none() {
         eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");

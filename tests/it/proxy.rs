@@ -310,6 +310,10 @@ async fn first_link(client: &reqwest::Client, url: &str, token: &str, host: &str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    mtfu_no_nginx,
+    ignore = "nginx is not installed (apt install nginx-light)"
+)]
 async fn links_carry_the_forwarded_proto_host_and_the_base_path() {
     let Some((_app, nginx)) = app_behind_nginx(|_| {}).await else {
         return;
@@ -381,6 +385,10 @@ async fn links_carry_the_forwarded_proto_host_and_the_base_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    mtfu_no_nginx,
+    ignore = "nginx is not installed (apt install nginx-light)"
+)]
 async fn the_base_path_is_stripped_and_paths_outside_it_are_404() {
     let Some((app, nginx)) = app_behind_nginx(|_| {}).await else {
         return;
@@ -431,6 +439,10 @@ async fn the_base_path_is_stripped_and_paths_outside_it_are_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    mtfu_no_nginx,
+    ignore = "nginx is not installed (apt install nginx-light)"
+)]
 async fn the_login_limiter_counts_the_forwarded_client_not_the_proxy() {
     let Some((_app, nginx)) = app_behind_nginx(|c| {
         c.auth.max_failed_logins_per_ip = 3;
@@ -493,6 +505,10 @@ async fn the_login_limiter_counts_the_forwarded_client_not_the_proxy() {
 /// Straight to the plain listener from 127.0.0.1, which is not a trusted proxy: every
 /// forwarding header is ignored. (No nginx needed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    mtfu_no_nginx,
+    ignore = "nginx is not installed (apt install nginx-light)"
+)]
 async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     let forged = [
         ("x-forwarded-for", "198.51.100.1"),

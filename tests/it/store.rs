@@ -3,8 +3,9 @@
 //! `sqlite_s3::name` and `postgres_s3::name`, and `spawn_with` points the server at fresh stores
 //! of the kinds the running instance names.
 //!
-//! PostgreSQL tests read `MTFU_TEST_POSTGRES_URL`; when it is unset they say they are skipped
-//! and pass (CI always sets it). S3 tests run an in-process `s3s-fs` server on loopback
+//! PostgreSQL tests read `MTFU_TEST_POSTGRES_URL` (else a PostgreSQL on 127.0.0.1:5432); where
+//! neither is, the build marks them ignored (tests/support/detect.rs), so `cargo test` reports
+//! them as such; CI sets the URL and requires them. S3 tests run an in-process `s3s-fs` server on loopback
 //! ([`crate::s3::S3Server`]), one per test.
 
 use mtfu::config::Config;
@@ -36,10 +37,15 @@ pub fn current_blobs() -> BlobStore {
     BLOBS.try_with(|b| *b).unwrap_or(BlobStore::Local)
 }
 
+/// `MTFU_TEST_POSTGRES_URL`, else the PostgreSQL the build found on 127.0.0.1:5432 (see
+/// tests/support/detect.rs), else none (the PostgreSQL tests are then ignored).
 pub fn postgres_url() -> Option<String> {
     std::env::var("MTFU_TEST_POSTGRES_URL")
         .ok()
         .filter(|s| !s.is_empty())
+        .or_else(|| {
+            (!cfg!(mtfu_no_pg)).then(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+        })
 }
 
 /// Point `cfg` at fresh, empty stores of the current kinds. The S3 server, if any, lives as long
@@ -64,31 +70,47 @@ macro_rules! store_matrix {
     ($($name:ident),* $(,)?) => {
         $crate::store_matrix!(@meta sqlite_local, Sqlite, Local; $($name),*);
         $crate::store_matrix!(@meta sqlite_s3, Sqlite, S3; $($name),*);
-        $crate::store_matrix!(@meta postgres_local, Postgres, Local; $($name),*);
-        $crate::store_matrix!(@meta postgres_s3, Postgres, S3; $($name),*);
+        $crate::store_matrix!(@pg postgres_local, Local; $($name),*);
+        $crate::store_matrix!(@pg postgres_s3, S3; $($name),*);
     };
     (@meta $module:ident, $meta:ident, $blobs:ident; $($name:ident),*) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if $crate::store::MetaStore::$meta == $crate::store::MetaStore::Postgres
-                        && $crate::store::postgres_url().is_none()
-                    {
-                        eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
-                        return;
-                    }
-                    $crate::store::META
-                        .scope(
-                            $crate::store::MetaStore::$meta,
-                            $crate::store::BLOBS.scope(
-                                $crate::store::BlobStore::$blobs,
-                                super::$name(),
-                            ),
-                        )
-                        .await
+                    $crate::store::run(
+                        $crate::store::MetaStore::$meta,
+                        $crate::store::BlobStore::$blobs,
+                        super::$name(),
+                    )
+                    .await
                 }
             )*
         }
     };
+    (@pg $module:ident, $blobs:ident; $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
+                async fn $name() {
+                    $crate::store::run(
+                        $crate::store::MetaStore::Postgres,
+                        $crate::store::BlobStore::$blobs,
+                        super::$name(),
+                    )
+                    .await
+                }
+            )*
+        }
+    };
+}
+
+/// Run one matrix test with the stores of its instance.
+pub async fn run(meta: MetaStore, blobs: BlobStore, test: impl std::future::Future<Output = ()>) {
+    assert!(
+        meta != MetaStore::Postgres || postgres_url().is_some(),
+        "PostgreSQL is required (MTFU_TEST_POSTGRES_URL)"
+    );
+    META.scope(meta, BLOBS.scope(blobs, test)).await
 }

@@ -90,6 +90,7 @@ fn interop_script(base: &str, token: &str, dir: &Path, work: &Path) -> tokio::pr
 /// in the middle of its chunks, tuspy retries; then the file's sha256 is checked, listed and
 /// downloaded. Skipped when tuspy is not installed, unless `MTFU_TEST_REQUIRE_TOOLS=1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(mtfu_no_tuspy, ignore = "tuspy is not installed (pip install tuspy)")]
 async fn tuspy_uploads_through_interruptions_and_restarts() {
     let has_tuspy = std::process::Command::new("python3")
         .args(["-c", "import tusclient"])

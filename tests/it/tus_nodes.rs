@@ -41,6 +41,7 @@ async fn on_postgres_and_s3<F: std::future::Future<Output = ()>>(f: F) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn an_upload_begun_on_node_a_finishes_on_node_b() {
     on_postgres_and_s3(async {
         let (a, b, s3, dirs) = two_nodes().await;
@@ -83,6 +84,7 @@ async fn an_upload_begun_on_node_a_finishes_on_node_b() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_patch_on_node_b_waits_for_node_as_lease() {
     on_postgres_and_s3(async {
         let (a, b, _s3, _dirs) = two_nodes().await;
