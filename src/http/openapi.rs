@@ -1083,7 +1083,17 @@ fn paths(cfg: &Config) -> Value {
             true,
             vec![],
             None,
-            vec![("204", empty("Ended.")), auth(), unavailable()],
+            vec![
+                (
+                    "200",
+                    json_resp(
+                        "Ended: tokens issued before `revoked_before` answer 401.",
+                        schema("Revoked"),
+                    ),
+                ),
+                auth(),
+                unavailable(),
+            ],
         ),
     );
     let usage = op(
