@@ -22,6 +22,9 @@ pub trait SeedStore {
         tenant: TenantId,
         now: Micros,
     ) -> MetaResult<()>;
+    /// Replace an imported tenant's Django hash by mtfu's own, if it still is `old` (a password
+    /// changed meanwhile stays). Sessions go on: the session epoch does not change.
+    async fn upgrade_password(&self, tenant: TenantId, old: &str, new: &str) -> MetaResult<bool>;
     /// Whether the original's file `orig_id` was imported (and perhaps deleted since).
     async fn seed_file_known(&self, orig_id: &str) -> MetaResult<bool>;
     /// In one transaction: insert the file row (created at `now`) and its mapping from

@@ -47,6 +47,22 @@ impl SeedStore for Postgres {
         .await
     }
 
+    async fn upgrade_password(&self, tenant: TenantId, old: &str, new: &str) -> MetaResult<bool> {
+        let (old, new) = (old.to_owned(), new.to_owned());
+        self.with(move |c| {
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        "UPDATE tenants SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                        &[&tenant.0, &old, &new],
+                    )
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
     async fn seed_file_known(&self, orig_id: &str) -> MetaResult<bool> {
         let orig_id = orig_id.to_owned();
         self.with(move |c| {
