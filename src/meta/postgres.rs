@@ -536,7 +536,7 @@ async fn commit_once(
         // Another row may share the key (imported data): then it stays (DESIGN.md §7).
         let n = tx
             .execute(
-                "INSERT INTO garbage (blob_key, added_at) SELECT $1, $2
+                "INSERT INTO garbage (blob_key, added_at) SELECT $1::text, $2::bigint
                  WHERE NOT EXISTS (SELECT 1 FROM files WHERE blob_key = $1)
                  ON CONFLICT (blob_key) DO NOTHING",
                 &[old_key, &now],
@@ -708,7 +708,7 @@ impl MetaBackend for Postgres {
                 let id: i64 = row.try_get(0)?;
                 tx.execute(
                     "WITH gone AS (DELETE FROM files WHERE tenant_id = $1 RETURNING blob_key)
-                     INSERT INTO garbage (blob_key, added_at) SELECT DISTINCT blob_key, $2
+                     INSERT INTO garbage (blob_key, added_at) SELECT DISTINCT blob_key, $2::bigint
                      FROM gone g WHERE NOT EXISTS (SELECT 1 FROM files o
                        WHERE o.blob_key = g.blob_key AND o.tenant_id <> $1)
                      ON CONFLICT (blob_key) DO NOTHING",
@@ -1013,7 +1013,7 @@ impl MetaBackend for Postgres {
                              RETURNING id, blob_key, deleted_at IS NOT NULL AS was_deleted
                          ), kept AS (
                              INSERT INTO garbage (blob_key, added_at)
-                             SELECT DISTINCT blob_key, $3 FROM gone g
+                             SELECT DISTINCT blob_key, $3::bigint FROM gone g
                              WHERE NOT EXISTS (SELECT 1 FROM files o WHERE o.blob_key = g.blob_key
                                  AND o.id NOT IN (SELECT id FROM gone))
                              ON CONFLICT (blob_key) DO NOTHING

@@ -14,6 +14,7 @@ mod disk;
 mod edge;
 mod faults;
 mod gc;
+mod import;
 mod login_limits;
 mod openapi;
 mod proxy;
