@@ -38,6 +38,19 @@ fn user(alg: &str) -> String {
     format!("u_{alg}")
 }
 
+/// A row of the original's `file`: id, owner, name, resource, resource_id, expiry (an SQL
+/// interval from now, empty for NULL), public, deleted.
+type OrigFile = (
+    i64,
+    i32,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+);
+
 /// A fresh database shaped like the original's, filled; its URL.
 async fn original_db() -> String {
     let admin = crate::store::postgres_url().expect("MTFU_TEST_POSTGRES_URL is set");
@@ -82,7 +95,7 @@ async fn original_db() -> String {
     .expect("user");
     let alice = 1i32; // u_pbkdf2_sha256
     let bob = 2i32; // u_pbkdf2_sha1
-    let rows: &[(i64, i32, &str, &str, &str, &str, bool, bool)] = &[
+    let rows: &[OrigFile] = &[
         // id, owner, name, resource, resource_id, expiry, public, deleted
         (1, alice, "a.txt", "product", "1", "+1 day", false, false),
         // The same name under another resource: the same object (shared).
