@@ -418,3 +418,75 @@ pub async fn the_original_moves_without_losing_a_user_a_file_or_a_session() {
 }
 
 crate::store_matrix!(the_original_moves_without_losing_a_user_a_file_or_a_session);
+
+/// `mtfu import-seed` as a child process (SQLite, the S3 store on the original's bucket): the
+/// dry run writes nothing, the run imports, the next one finds nothing to do, fsck agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_imports_once_and_reports() {
+    if crate::store::postgres_url().is_none() {
+        eprintln!("skipped: the original's database needs MTFU_TEST_POSTGRES_URL");
+        return;
+    }
+    let url = original_db().await;
+    let s3 = S3Server::start().await;
+    original_objects(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = s3.env();
+    let run = |args: Vec<String>| {
+        let (dir, env) = (dir.path().to_owned(), env.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtfu"))
+                .args(&args)
+                .env("MTFU_SERVER__DATA_DIR", &dir)
+                .env("MTFU_LOG", "warn")
+                .envs(env)
+                .output()
+                .expect("mtfu runs");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{args:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        })
+    };
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "import-seed".to_owned(),
+            "--database-url".into(),
+            url.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let dry: Value =
+        serde_json::from_str(&import(&["--dry-run", "--json"]).await.expect("dry run"))
+            .expect("json");
+    assert_eq!(
+        (dry["dry_run"].clone(), dry["files_imported"].clone()),
+        (json!(true), json!(3))
+    );
+    let tenants = run(vec!["tenant".into(), "list".into()])
+        .await
+        .expect("list");
+    assert!(
+        !tenants.contains("u_pbkdf2_sha256"),
+        "a dry run writes nothing: {tenants}"
+    );
+    let out = import(&[]).await.expect("import");
+    assert!(out.contains("tenants: 8 seen, 7 imported"), "{out}");
+    assert!(out.contains("files: 8 seen, 3 imported"), "{out}");
+    let out = import(&[]).await.expect("again");
+    assert!(
+        out.contains("files: 8 seen, 0 imported (0 bytes), 3 already imported"),
+        "{out}"
+    );
+    let fsck = run(vec!["fsck".into(), "--verify-sha256".into()])
+        .await
+        .expect("fsck");
+    assert!(
+        fsck.contains("3 file(s)") && fsck.contains("3 digest(s) verified"),
+        "{fsck}"
+    );
+}
