@@ -31,6 +31,7 @@ mod names;
 mod quota;
 mod seed;
 mod session;
+mod shared;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -1000,39 +1001,7 @@ impl MetaBackend for Postgres {
         expired_before: Micros,
     ) -> MetaResult<Reaped> {
         self.with(move |c| {
-            Box::pin(async move {
-                // One statement: every row deleted has its blob key in garbage, whatever
-                // commits run meanwhile.
-                let row = c
-                    .query_one(
-                        "WITH gone AS (
-                             DELETE FROM files
-                             WHERE (deleted_at IS NOT NULL AND deleted_at < $1)
-                                OR (deleted_at IS NULL AND expire_at IS NOT NULL
-                                    AND expire_at < $2)
-                             RETURNING id, blob_key, deleted_at IS NOT NULL AS was_deleted
-                         ), kept AS (
-                             INSERT INTO garbage (blob_key, added_at)
-                             SELECT DISTINCT blob_key, $3::bigint FROM gone g
-                             WHERE NOT EXISTS (SELECT 1 FROM files o WHERE o.blob_key = g.blob_key
-                                 AND o.id NOT IN (SELECT id FROM gone))
-                             ON CONFLICT (blob_key) DO NOTHING
-                         )
-                         SELECT COUNT(*) FILTER (WHERE was_deleted),
-                                COUNT(*) FILTER (WHERE NOT was_deleted)
-                         FROM gone",
-                        &[
-                            &deleted_before,
-                            &expired_before,
-                            &crate::domain::now_micros(),
-                        ],
-                    )
-                    .await?;
-                Ok(Reaped {
-                    deleted: as_u64(row.try_get(0)?),
-                    expired: as_u64(row.try_get(1)?),
-                })
-            })
+            Box::pin(async move { shared::reap(c, deleted_before, expired_before).await })
         })
         .await
     }
@@ -1358,6 +1327,7 @@ mod tests {
         };
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
         crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
+        crate::meta::seed::testing::shared_keys_go_with_the_last_row(&db).await;
         drop(db);
         admin
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

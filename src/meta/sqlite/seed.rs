@@ -110,3 +110,18 @@ impl SeedStore for Sqlite {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn shared_keys_go_with_the_last_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = super::Sqlite::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        crate::meta::MetaBackend::migrate(&db)
+            .await
+            .expect("migrate");
+        crate::meta::seed::testing::shared_keys_go_with_the_last_row(&db).await;
+    }
+}
