@@ -11,7 +11,8 @@ use crate::meta::session::SessionStore;
 #[async_trait]
 impl SessionStore for Sqlite {
     async fn tenant_session(&self, id: TenantId) -> MetaResult<Option<(Tenant, i64)>> {
-        self.with(move |c| {
+        // A read connection: an authenticated request never waits behind writes.
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT id, username, session_epoch FROM tenants WHERE id = ?1",
                 params![id.0],
@@ -24,7 +25,7 @@ impl SessionStore for Sqlite {
 
     async fn tenant_login(&self, name: &str) -> MetaResult<Option<(Tenant, String, i64)>> {
         let name = name.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT id, username, password_hash, session_epoch FROM tenants
                   WHERE username = ?1",
