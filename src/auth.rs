@@ -26,7 +26,9 @@ use tokio::sync::Semaphore;
 use crate::config::AuthConfig;
 use crate::domain::{Tenant, TenantId};
 
+pub mod django;
 pub mod limiter;
+pub mod seed;
 pub use limiter::LoginLimiter;
 
 /// argon2id with OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane. With
@@ -76,6 +78,8 @@ pub struct Auth {
     /// Verified against when the username is unknown, so both paths cost one argon2 run.
     dummy_hash: String,
     pub limiter: LoginLimiter,
+    /// `auth.seed_secret_key`: verifies the original service's tokens ([`seed`]).
+    seed: Option<DecodingKey>,
 }
 
 /// Read `auth.jwt_secret`, else `data_dir/jwt.secret`, else make and keep a new one.
@@ -147,6 +151,7 @@ impl Auth {
                 per_ip: cfg.max_failed_logins_per_ip,
                 window: Duration::from_secs(cfg.login_window_secs),
             }),
+            seed: seed::key(cfg.seed_secret_key.as_deref()),
         }
     }
 
@@ -223,8 +228,19 @@ impl Auth {
             return false;
         };
         let memory = self.memory.clone();
+        let dummy = self.dummy_hash.clone();
         let ok = tokio::task::spawn_blocking(move || {
-            verify_with_memory(&hash, password.as_bytes(), &memory)
+            if django::is_django(&hash) {
+                // An imported tenant's hash, until its first login (see `django`). An unusable
+                // one costs an argon2 run too, like an unknown user.
+                let ok = django::verify(&hash, password.as_bytes());
+                if !ok && !django::usable(&hash) {
+                    verify_with_memory(&dummy, password.as_bytes(), &memory);
+                }
+                ok
+            } else {
+                verify_with_memory(&hash, password.as_bytes(), &memory)
+            }
         })
         .await
         .unwrap_or(false);

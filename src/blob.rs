@@ -125,6 +125,19 @@ pub trait BlobBackend: Send + Sync {
     async fn create(&self, key: &BlobKey, max_size: u64) -> BlobResult<Box<dyn BlobWriter>>;
     /// Read a finished blob, whole or the byte `range`.
     async fn read(&self, key: &BlobKey, range: Option<Range<u64>>) -> BlobResult<ByteStream>;
+    /// A finished blob's size ([`BlobError::NotFound`] when there is none). This default reads
+    /// it through; a store that can ask (S3 `HeadObject`) does.
+    async fn size_of(&self, key: &BlobKey) -> BlobResult<u64> {
+        use futures_util::StreamExt;
+        let mut s = self.read(key, None).await?;
+        let mut n = 0u64;
+        while let Some(chunk) = s.next().await {
+            n += chunk
+                .map_err(|e| BlobError::Unavailable(e.to_string()))?
+                .len() as u64;
+        }
+        Ok(n)
+    }
     /// Remove a blob and any unfinished write of it. Removing what is not there is not an error.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()>;
     /// Everything the store holds that mtfu wrote: finished blobs, unfinished writes, S3 tail

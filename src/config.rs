@@ -221,6 +221,9 @@ pub struct AuthConfig {
     /// Failed logins per client address (IPv6: per /64), all usernames, within the window.
     pub max_failed_logins_per_ip: u32,
     pub login_window_secs: u64,
+    /// The original Django service's `SECRET_KEY`, to accept the tokens it issued to tenants
+    /// imported by `mtfu import-seed` (verify only; no minimum length). Unset: refused.
+    pub seed_secret_key: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -234,6 +237,7 @@ impl Default for AuthConfig {
             max_failed_logins_per_user_address: 5,
             max_failed_logins_per_ip: 50,
             login_window_secs: 300,
+            seed_secret_key: None,
         }
     }
 }
@@ -680,6 +684,13 @@ impl Config {
             && s.len() < 32
         {
             return Err(invalid("auth.jwt_secret", "must be at least 32 bytes"));
+        }
+        if self.auth.seed_secret_key.is_some() && self.auth.seed_secret_key == self.auth.jwt_secret
+        {
+            return Err(invalid(
+                "auth.seed_secret_key",
+                "must differ from auth.jwt_secret",
+            ));
         }
         if self.metadata.backend == MetadataBackend::Postgres {
             self.validate_postgres()?;

@@ -28,6 +28,7 @@ pub mod fsck;
 pub mod gc;
 pub mod hooks;
 pub mod http;
+pub mod import;
 pub mod meta;
 pub mod notify;
 pub mod quota;

@@ -62,6 +62,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import the original Django service's tenants and files (its PostgreSQL database and S3
+    /// bucket); idempotent and resumable. See docs/migrate-from-django.md.
+    ImportSeed {
+        /// The original's database, `postgres://user@host/db`.
+        #[arg(long, env = "MTFU_SEED_DATABASE_URL")]
+        database_url: String,
+        /// The original's bucket (default: blobs.s3.bucket, where objects stay in place).
+        #[arg(long)]
+        source_bucket: Option<String>,
+        /// Read and report; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also import rows whose expire_at passed, expired (invisible) as they are.
+        #[arg(long)]
+        include_expired: bool,
+        /// Do not read objects kept in place for their SHA-256 (recorded empty).
+        #[arg(long)]
+        no_digest: bool,
+        /// Delete the objects of rows the original no longer listed that no file names.
+        #[arg(long)]
+        delete_dead_objects: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -560,6 +585,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if !r.problems.is_empty() {
                 std::process::exit(1);
+            }
+        }
+        Command::ImportSeed {
+            database_url,
+            source_bucket,
+            dry_run,
+            include_expired,
+            no_digest,
+            delete_dead_objects,
+            json,
+        } => {
+            let (meta, blob) = open_stores(&cfg).await?;
+            let opts = mtfu::import::ImportOptions {
+                database_url,
+                source_bucket,
+                dry_run,
+                include_expired,
+                no_digest,
+                delete_dead_objects,
+            };
+            let r = mtfu::import::import_seed(&cfg, &meta, &blob, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print!("{r}");
             }
         }
         Command::Gc {

@@ -8,6 +8,7 @@
 pub mod fsck;
 pub mod postgres;
 pub mod quota;
+pub mod seed;
 pub mod session;
 pub mod sqlite;
 pub mod tus;
@@ -173,7 +174,13 @@ pub struct Reaped {
 
 #[async_trait]
 pub trait MetaBackend:
-    tus::TusStore + quota::QuotaStore + fsck::FsckStore + session::SessionStore + Send + Sync
+    tus::TusStore
+    + quota::QuotaStore
+    + fsck::FsckStore
+    + session::SessionStore
+    + seed::SeedStore
+    + Send
+    + Sync
 {
     /// Apply the migrations not yet applied, in order; returns how many ran.
     async fn migrate(&self) -> MetaResult<usize>;

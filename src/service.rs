@@ -480,6 +480,11 @@ impl Files {
 
     /// Best effort: gc reaps the row later and finds the blob gone, which is fine.
     async fn remove_deleted_blob(&self, key: &BlobKey) {
+        if key.imported_object().is_some() {
+            // An object imported in place may be shared by another file row: only gc, when it
+            // reaps the last row naming it, removes it (DESIGN.md §7).
+            return;
+        }
         if let Err(e) = self.blob.delete(key).await {
             tracing::warn!(%key, error = %e, "could not remove a deleted file's blob now; gc will");
         }

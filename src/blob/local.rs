@@ -70,12 +70,11 @@ impl LocalStore {
     }
 
     fn object_path(&self, key: &BlobKey) -> PathBuf {
-        // A BlobKey has the generated shape `t/{digits}/{hex}`: no `..`, no absolute part.
-        self.objects.join(key.as_str())
+        self.objects.join(safe_name(key))
     }
 
     fn tmp_path(&self, key: &BlobKey) -> PathBuf {
-        self.tmp.join(key.as_str().replace('/', "_"))
+        self.tmp.join(safe_name(key).replace('/', "_"))
     }
 }
 
@@ -147,7 +146,19 @@ impl Drop for LocalWriter {
 
 /// `t_{digits}_{hex}` (a temporary file's name) back to its key.
 fn key_from_tmp_name(name: &str) -> Option<BlobKey> {
-    BlobKey::from_stored(&name.replacen('_', "/", 2))
+    BlobKey::from_generated(&name.replacen('_', "/", 2))
+}
+
+/// The relative path of a key: a generated key has the shape `t/{digits}/{hex}` (no `..`, no
+/// absolute part) and is used as it is. An imported key (an S3 object key, which may hold
+/// anything) is never written to local disk by mtfu (the import copies such objects under
+/// generated keys); it maps to `seed/{sha256 of the key}`, a path it cannot escape.
+fn safe_name(key: &BlobKey) -> String {
+    use sha2::{Digest, Sha256};
+    match key.imported_object() {
+        Some(object) => format!("seed/{}", hex::encode(Sha256::digest(object.as_bytes()))),
+        None => key.as_str().to_owned(),
+    }
 }
 
 #[async_trait]
@@ -235,7 +246,7 @@ impl BlobBackend for LocalStore {
                             tenant.file_name().to_string_lossy(),
                             e.file_name().to_string_lossy()
                         );
-                        add(BlobKey::from_stored(&key), Piece::Blob, &e);
+                        add(BlobKey::from_generated(&key), Piece::Blob, &e);
                     }
                 }
             }

@@ -181,11 +181,16 @@ impl Shared {
     }
 
     fn object_key(&self, key: &BlobKey) -> String {
-        format!("{}{}", self.prefix, key.as_str())
+        match key.imported_object() {
+            // An object the original service wrote: its own key, outside mtfu's prefix.
+            Some(object) => object.to_owned(),
+            None => format!("{}{}", self.prefix, key.as_str()),
+        }
     }
 
+    /// The generated key an object under mtfu's prefix holds; never an imported one.
     fn blob_key(&self, object_key: &str) -> Option<BlobKey> {
-        BlobKey::from_stored(object_key.strip_prefix(&self.prefix)?)
+        BlobKey::from_generated(object_key.strip_prefix(&self.prefix)?)
     }
 
     async fn abort_once(&self, key: &str, upload_id: &str) -> BlobResult<()> {
@@ -565,6 +570,19 @@ impl BlobBackend for S3Store {
             Ok(next.map(|chunk| (chunk, body)))
         });
         Ok(Box::pin(stream))
+    }
+
+    async fn size_of(&self, key: &BlobKey) -> BlobResult<u64> {
+        let head = self
+            .s
+            .client
+            .head_object()
+            .bucket(&self.s.bucket)
+            .key(self.s.object_key(key))
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", e))?;
+        Ok(head.content_length().unwrap_or(0).max(0) as u64)
     }
 
     async fn delete(&self, key: &BlobKey) -> BlobResult<()> {

@@ -29,7 +29,9 @@ use crate::domain::{
 mod fsck;
 mod names;
 mod quota;
+mod seed;
 mod session;
+mod shared;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -73,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "0008_name_keys",
         include_str!("../../migrations/postgres/0008_name_keys.sql"),
+    ),
+    (
+        9,
+        "0009_seed_import",
+        include_str!("../../migrations/postgres/0009_seed_import.sql"),
     ),
 ];
 
@@ -523,15 +530,20 @@ async fn commit_once(
         Some(r) => Some((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)),
         None => None,
     };
+    let mut freed = None;
     if let Some((old_id, old_key)) = &old {
-        tx.execute(
-            "INSERT INTO garbage (blob_key, added_at) VALUES ($1, $2)
-             ON CONFLICT (blob_key) DO NOTHING",
-            &[old_key, &now],
-        )
-        .await?;
         tx.execute("DELETE FROM files WHERE id = $1", &[old_id])
             .await?;
+        // Another row may share the key (imported data): then it stays (DESIGN.md §7).
+        let n = tx
+            .execute(
+                "INSERT INTO garbage (blob_key, added_at) SELECT $1::text, $2::bigint
+                 WHERE NOT EXISTS (SELECT 1 FROM files WHERE blob_key = $1)
+                 ON CONFLICT (blob_key) DO NOTHING",
+                &[old_key, &now],
+            )
+            .await?;
+        freed = (n == 1).then(|| old_key.clone());
     }
     let id = crate::domain::new_file_id();
     let insert = tx
@@ -560,7 +572,7 @@ async fn commit_once(
     )
     .await?;
     tx.commit().await?;
-    Ok(Some((id, old.map(|(_, k)| k))))
+    Ok(Some((id, freed)))
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
@@ -697,7 +709,9 @@ impl MetaBackend for Postgres {
                 let id: i64 = row.try_get(0)?;
                 tx.execute(
                     "WITH gone AS (DELETE FROM files WHERE tenant_id = $1 RETURNING blob_key)
-                     INSERT INTO garbage (blob_key, added_at) SELECT blob_key, $2 FROM gone
+                     INSERT INTO garbage (blob_key, added_at) SELECT DISTINCT blob_key, $2::bigint
+                     FROM gone g WHERE NOT EXISTS (SELECT 1 FROM files o
+                       WHERE o.blob_key = g.blob_key AND o.tenant_id <> $1)
                      ON CONFLICT (blob_key) DO NOTHING",
                     &[&id, &crate::domain::now_micros()],
                 )
@@ -987,37 +1001,7 @@ impl MetaBackend for Postgres {
         expired_before: Micros,
     ) -> MetaResult<Reaped> {
         self.with(move |c| {
-            Box::pin(async move {
-                // One statement: every row deleted has its blob key in garbage, whatever
-                // commits run meanwhile.
-                let row = c
-                    .query_one(
-                        "WITH gone AS (
-                             DELETE FROM files
-                             WHERE (deleted_at IS NOT NULL AND deleted_at < $1)
-                                OR (deleted_at IS NULL AND expire_at IS NOT NULL
-                                    AND expire_at < $2)
-                             RETURNING blob_key, deleted_at IS NOT NULL AS was_deleted
-                         ), kept AS (
-                             INSERT INTO garbage (blob_key, added_at)
-                             SELECT blob_key, $3 FROM gone
-                             ON CONFLICT (blob_key) DO NOTHING
-                         )
-                         SELECT COUNT(*) FILTER (WHERE was_deleted),
-                                COUNT(*) FILTER (WHERE NOT was_deleted)
-                         FROM gone",
-                        &[
-                            &deleted_before,
-                            &expired_before,
-                            &crate::domain::now_micros(),
-                        ],
-                    )
-                    .await?;
-                Ok(Reaped {
-                    deleted: as_u64(row.try_get(0)?),
-                    expired: as_u64(row.try_get(1)?),
-                })
-            })
+            Box::pin(async move { shared::reap(c, deleted_before, expired_before).await })
         })
         .await
     }
@@ -1349,6 +1333,7 @@ mod tests {
         };
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
         crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
+        crate::meta::seed::testing::shared_keys_go_with_the_last_row(&db).await;
         drop(db);
         admin
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

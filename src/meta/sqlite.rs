@@ -17,7 +17,9 @@ mod fsck;
 mod names;
 mod pool;
 mod quota;
+mod seed;
 mod session;
+mod shared;
 mod tus;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -61,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "0008_name_keys",
         include_str!("../../migrations/sqlite/0008_name_keys.sql"),
+    ),
+    (
+        9,
+        "0009_seed_import",
+        include_str!("../../migrations/sqlite/0009_seed_import.sql"),
     ),
 ];
 
@@ -279,8 +286,9 @@ impl MetaBackend for Sqlite {
             let Some(id) = id else { return Ok(false) };
             let now = crate::domain::now_micros();
             tx.execute(
-                "INSERT OR IGNORE INTO garbage (blob_key, added_at)
-                 SELECT blob_key, ?2 FROM files WHERE tenant_id = ?1",
+                "INSERT OR IGNORE INTO garbage (blob_key, added_at) SELECT blob_key, ?2 FROM files f
+                 WHERE tenant_id = ?1 AND NOT EXISTS (SELECT 1 FROM files o
+                   WHERE o.blob_key = f.blob_key AND o.tenant_id <> ?1)",
                 params![id, now],
             )?;
             tx.execute("DELETE FROM files WHERE tenant_id = ?1", [id])?;
@@ -390,12 +398,11 @@ impl MetaBackend for Sqlite {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
+            let mut freed = None;
             if let Some((old_id, old_key)) = &old {
-                tx.execute(
-                    "INSERT OR IGNORE INTO garbage (blob_key, added_at) VALUES (?1, ?2)",
-                    params![old_key, now],
-                )?;
                 tx.execute("DELETE FROM files WHERE id = ?1", [old_id])?;
+                // Another row may share the key (imported data): then it stays.
+                freed = shared::release(&tx, old_key, now)?.then(|| old_key.clone());
             }
             let id = crate::domain::new_file_id();
             tx.execute(
@@ -433,7 +440,7 @@ impl MetaBackend for Sqlite {
                 expire_at: file.expire_at,
                 created_at: now,
             };
-            Ok((record, old.and_then(|(_, k)| BlobKey::from_stored(&k))))
+            Ok((record, freed.and_then(|k| BlobKey::from_stored(&k))))
         })
         .await
     }
@@ -568,24 +575,9 @@ impl MetaBackend for Sqlite {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = crate::domain::now_micros();
-            tx.execute(
-                "INSERT OR IGNORE INTO garbage (blob_key, added_at)
-                 SELECT blob_key, ?3 FROM files
-                 WHERE (deleted_at IS NOT NULL AND deleted_at < ?1)
-                    OR (deleted_at IS NULL AND expire_at IS NOT NULL AND expire_at < ?2)",
-                params![deleted_before, expired_before, now],
-            )?;
-            let deleted = tx.execute(
-                "DELETE FROM files WHERE deleted_at IS NOT NULL AND deleted_at < ?1",
-                [deleted_before],
-            )? as u64;
-            let expired = tx.execute(
-                "DELETE FROM files WHERE deleted_at IS NULL AND expire_at IS NOT NULL
-                   AND expire_at < ?1",
-                [expired_before],
-            )? as u64;
+            let reaped = shared::reap(&tx, deleted_before, expired_before, now)?;
             tx.commit()?;
-            Ok(Reaped { deleted, expired })
+            Ok(reaped)
         })
         .await
     }

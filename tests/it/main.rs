@@ -17,6 +17,7 @@ mod faults;
 mod gc;
 mod hostile;
 mod hostile_forms;
+mod import;
 mod login_limits;
 mod openapi;
 mod operator;

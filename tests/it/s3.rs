@@ -255,7 +255,7 @@ async fn a_one_gib_upload_arrives_byte_exact_as_a_multipart_object() {
     assert!(s3.uploads_in_progress().is_empty());
 }
 
-async fn s3_client(s3: &S3Server) -> aws_sdk_s3::Client {
+pub async fn s3_client(s3: &S3Server) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))

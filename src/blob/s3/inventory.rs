@@ -64,7 +64,10 @@ impl Shared {
         }
         let quarantine = format!("{}{QUARANTINE}", self.prefix);
         for (k, at, size) in self.objects_under(&quarantine).await? {
-            if let Some(key) = k.strip_prefix(&quarantine).and_then(BlobKey::from_stored) {
+            if let Some(key) = k
+                .strip_prefix(&quarantine)
+                .and_then(BlobKey::from_generated)
+            {
                 held.push(Held {
                     key,
                     piece: Piece::Quarantined(k),
