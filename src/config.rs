@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub mod cors;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +26,7 @@ pub struct Config {
     pub blobs: BlobsConfig,
     pub gc: GcConfig,
     pub tus: TusConfig,
+    pub cors: cors::CorsConfig,
 }
 
 /// Listeners, state directory and protections against slow or hostile clients.
@@ -621,6 +624,7 @@ impl Config {
         }
         validate_base_path(&self.server.base_path).map_err(|m| invalid("server.base_path", m))?;
         crate::http::limits::validate(self)?;
+        self.cors.validate().map_err(|(k, m)| invalid(k, m))?;
         if self.server.max_request_body == Some(0) {
             return Err(invalid("server.max_request_body", "must be at least 1"));
         }

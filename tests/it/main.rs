@@ -10,6 +10,7 @@ mod quota;
 mod acme;
 mod cli;
 mod concurrency;
+mod cors;
 mod disk;
 mod edge;
 mod faults;
