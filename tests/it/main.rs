@@ -8,6 +8,7 @@ mod pg;
 mod quota;
 
 mod acme;
+mod browser;
 mod cli;
 mod concurrency;
 mod cors;
