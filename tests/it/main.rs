@@ -16,6 +16,7 @@ mod disk;
 mod edge;
 mod faults;
 mod gc;
+mod h2_flow;
 mod hostile;
 mod hostile_forms;
 mod login_limits;
