@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Http2Config {
     /// Flow-control window of one stream, bytes: what a client may send on one request before
-    /// mtfu has read it. One stream's upload rate is at most this per round trip (8 MiB over
-    /// 50 ms: 168 MB/s), as a TCP receive buffer bounds an HTTP/1.1 upload.
+    /// mtfu has read it. One stream's upload rate is at most this per round trip (16 MiB over
+    /// 50 ms: 335 MB/s), as a TCP receive buffer bounds an HTTP/1.1 upload.
     pub stream_window_bytes: u32,
     /// Requests (streams) open at once on one connection.
     pub max_concurrent_streams: u32,
@@ -18,8 +18,8 @@ pub struct Http2Config {
 impl Default for Http2Config {
     fn default() -> Self {
         Self {
-            stream_window_bytes: 8 * 1024 * 1024,
-            max_concurrent_streams: 16,
+            stream_window_bytes: 16 * 1024 * 1024,
+            max_concurrent_streams: 8,
         }
     }
 }
@@ -70,7 +70,7 @@ mod tests {
     fn the_connection_window_leaves_a_stream_of_room_and_stays_in_range() {
         let d = Http2Config::default();
         assert!(d.validate().is_ok());
-        assert_eq!(d.connection_window_bytes(), 8 * 1024 * 1024 * 17);
+        assert_eq!(d.connection_window_bytes(), 16 * 1024 * 1024 * 9);
         let big = Http2Config {
             stream_window_bytes: 1 << 30,
             max_concurrent_streams: 4,

@@ -100,13 +100,17 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
 }
 
 /// The windows a client is granted are the configured ones: one stream may send a whole
-/// `http2.stream_window_bytes` before the server reads any of it (a long-distance upload does
-/// not wait a round trip every 256 KiB).
+/// `http2.stream_window_bytes` (16 MiB) before the server reads any of it (a long-distance
+/// upload does not wait a round trip every 256 KiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_may_send_its_whole_configured_window_unread() {
-    let app = spawn_with(|c| c.limits.buffer_budget = 1024 * 1024).await;
+    let app = spawn_with(|c| {
+        c.limits.buffer_budget = 1024 * 1024;
+        c.limits.max_file_size = 32 * 1024 * 1024;
+    })
+    .await;
     let window = app.state.cfg.http2.stream_window_bytes as usize;
-    assert!(window >= 8 * 1024 * 1024);
+    assert!(window >= 16 * 1024 * 1024);
     let token = app.token("john1").await;
     let budget = app.state.files.budget.clone();
     let held = budget.acquire(budget.capacity() as usize).await;
