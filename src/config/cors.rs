@@ -121,4 +121,20 @@ mod tests {
         let err = c.validate().expect_err("* with credentials");
         assert_eq!(err.0, "cors.allowed_origins");
     }
+
+    #[test]
+    fn origins_come_as_a_list_or_one_comma_separated_string() {
+        let list: CorsConfig =
+            serde_json::from_str(r#"{"allowed_origins": ["https://a.example"]}"#).expect("list");
+        assert_eq!(list.allowed_origins, ["https://a.example"]);
+        // What MTFU_CORS__ALLOWED_ORIGINS=https://a.example,https://b.example gives.
+        let text: CorsConfig =
+            serde_json::from_str(r#"{"allowed_origins": "https://a.example, https://b.example"}"#)
+                .expect("string");
+        assert_eq!(
+            text.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(text.max_age_secs, 600);
+    }
 }
