@@ -12,6 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub mod cors;
+pub mod http2;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +27,8 @@ pub struct Config {
     pub blobs: BlobsConfig,
     pub gc: GcConfig,
     pub tus: TusConfig,
+    pub cors: cors::CorsConfig,
+    pub http2: http2::Http2Config,
 }
 
 /// Listeners, state directory and protections against slow or hostile clients.
@@ -625,6 +630,8 @@ impl Config {
         }
         validate_base_path(&self.server.base_path).map_err(|m| invalid("server.base_path", m))?;
         crate::http::limits::validate(self)?;
+        self.cors.validate().map_err(|(k, m)| invalid(k, m))?;
+        self.http2.validate().map_err(|(k, m)| invalid(k, m))?;
         if self.server.max_request_body == Some(0) {
             return Err(invalid("server.max_request_body", "must be at least 1"));
         }

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod account;
 pub mod body;
+pub mod cors;
 pub mod error;
 pub mod files;
 pub mod form;
@@ -188,15 +189,18 @@ pub async fn handle(
         host: client.host,
     };
     let method = req.method().clone();
+    let origin = cors::allowed_origin(&state.cfg.cors, req.headers());
+    let preflight = cors::preflight(&state.cfg.cors, origin.as_ref(), &method, req.headers());
     let mut req = req;
     proxy::route_within_base_path(&state.cfg.server.base_path, &mut req);
     let endpoint = router::route(req.uri().path());
     let route = endpoint.as_ref().map_or("unknown", Endpoint::name);
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let policy = limits::body_policy(&state.cfg, endpoint.as_ref());
-    let result = match endpoint {
-        None => Err(ApiError::NotFound),
-        Some(ep) => {
+    let result = match (preflight, endpoint) {
+        (_, None) => Err(ApiError::NotFound),
+        (Some(preflight), Some(_)) => Ok(preflight),
+        (None, Some(ep)) => {
             let served = body::with_policy(policy, dispatch(&state, &ctx, ep, req));
             access::with_bytes_in(bytes_in.clone(), served).await
         }
@@ -205,6 +209,7 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    cors::finish(&state.cfg.cors, origin, &mut resp);
     let status = resp.status().as_u16();
     let tenant = resp
         .extensions()

@@ -25,11 +25,6 @@ use tokio_util::task::TaskTracker;
 use super::idle::{Activity, drive};
 use super::{AppState, ConnInfo, handle};
 
-/// HTTP/2 flow-control window of one stream, bytes.
-const H2_STREAM_WINDOW: u32 = 256 * 1024;
-/// HTTP/2 streams open at once on one connection.
-const H2_MAX_STREAMS: u32 = 32;
-
 /// Serve `listener` until `stop` turns true, then wait up to `grace` for open connections.
 pub async fn serve(
     listener: TcpListener,
@@ -73,6 +68,7 @@ pub async fn serve(
         let tls = tls.clone();
         let closing = closing.clone();
         let cfg = state.cfg.server.clone();
+        let h2 = state.cfg.http2.clone();
         let executor = streams.clone();
         conns.spawn(async move {
             let _permit = permit;
@@ -88,11 +84,14 @@ pub async fn serve(
             // connection window must then still leave room for the connection's other streams:
             // it is sized so that every stream may fill its own window and the rest still move
             // (hyper's defaults, 1 MiB each, let one stalled stream block the connection).
+            // Fixed windows, not hyper's adaptive (BDP) ones: those size the connection window
+            // like a stream's, so one stalled stream would block the rest. The stream window is
+            // large enough for long round trips (see `[http2]`).
             builder
                 .http2()
-                .initial_stream_window_size(H2_STREAM_WINDOW)
-                .initial_connection_window_size(H2_STREAM_WINDOW * (H2_MAX_STREAMS + 1))
-                .max_concurrent_streams(H2_MAX_STREAMS)
+                .initial_stream_window_size(h2.stream_window_bytes)
+                .initial_connection_window_size(h2.connection_window_bytes())
+                .max_concurrent_streams(h2.max_concurrent_streams)
                 .timer(TokioTimer::new())
                 .max_header_list_size(cfg.max_header_bytes as u32)
                 .keep_alive_interval(Some(idle / 2))

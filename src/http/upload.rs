@@ -187,10 +187,25 @@ async fn read_multipart(
                         file_name: file_name.as_str(),
                         allowed: &state.cfg.limits.allowed_content_types,
                     };
-                    let (staged, content_type) = state
+                    // multer reads ahead all the body that has arrived (up to an HTTP/2 stream
+                    // window), so its whole-stream limit may trip before the pipeline's file
+                    // limit: that is the same refusal, the file is too large.
+                    let over = std::sync::atomic::AtomicBool::new(false);
+                    let mut watched = (&mut field).inspect(|r| {
+                        if matches!(r, Err(multer::Error::StreamSizeExceeded { .. })) {
+                            over.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                    let staged = state
                         .files
-                        .stage_typed(tenant, &mut field, limit, declared, rule)
-                        .await?;
+                        .stage_typed(tenant, &mut watched, limit, declared, rule)
+                        .await;
+                    let (staged, content_type) = match staged {
+                        Err(_) if over.load(std::sync::atomic::Ordering::Relaxed) => {
+                            return Err(too_large());
+                        }
+                        other => other?,
+                    };
                     form.file = Some(StagedFile {
                         staged,
                         name: file_name,

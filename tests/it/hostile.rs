@@ -27,7 +27,7 @@ pub fn small_s3_timeouts(c: &mut Config) {
 
 /// An HTTP/2 connection over TLS (ALPN h2) to the test server, driven in a task; the task
 /// ends when the server closes the connection.
-async fn h2_connect(
+pub(crate) async fn h2_connect(
     app: &TestApp,
 ) -> (
     h2::client::SendRequest<Bytes>,

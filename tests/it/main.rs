@@ -8,13 +8,16 @@ mod pg;
 mod quota;
 
 mod acme;
+mod browser;
 mod cli;
 mod concurrency;
 mod content_types;
+mod cors;
 mod disk;
 mod edge;
 mod faults;
 mod gc;
+mod h2_flow;
 mod hostile;
 mod hostile_forms;
 mod import;

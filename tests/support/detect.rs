@@ -7,7 +7,8 @@
 //!   (the suite then uses `postgres://postgres@127.0.0.1:5432/postgres`);
 //! - `mtfu_no_nginx`, `mtfu_no_pebble`: the Debian binaries are missing;
 //! - `mtfu_no_tuspy`: `python3 -c 'import tusclient'` fails;
-//! - `mtfu_no_root`: not root (mounting a tmpfs for the disk-fault test).
+//! - `mtfu_no_root`: not root (mounting a tmpfs for the disk-fault test);
+//! - `mtfu_no_browser`: no `node`, `/usr/bin/chromium` or `tests/browser/node_modules`.
 //!
 //! With `MTFU_TEST_REQUIRE_TOOLS=1` (CI) nothing is ignored: a missing peer fails its tests.
 //! Detection reruns when these variables, PATH or the system's binary directories change.
@@ -27,7 +28,8 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=tests/support/detect.rs");
-    let missing: [(&str, fn() -> bool); 5] = [
+    println!("cargo:rerun-if-changed=tests/browser");
+    let missing: [(&str, fn() -> bool); 6] = [
         ("mtfu_no_pg", postgres),
         ("mtfu_no_nginx", || {
             has("nginx") || Path::new("/usr/sbin/nginx").exists()
@@ -38,6 +40,11 @@ fn main() {
                 .args(["-c", "import tusclient"])
                 .output()
                 .is_ok_and(|o| o.status.success())
+        }),
+        ("mtfu_no_browser", || {
+            has("node")
+                && Path::new("/usr/bin/chromium").exists()
+                && Path::new("tests/browser/node_modules").is_dir()
         }),
         ("mtfu_no_root", || {
             Command::new("id")
