@@ -107,10 +107,11 @@ async fn a_stream_may_send_its_whole_configured_window_unread() {
     let app = spawn_with(|c| {
         c.limits.buffer_budget = 1024 * 1024;
         c.limits.max_file_size = 32 * 1024 * 1024;
+        c.http2.stream_window_bytes = 16 * 1024 * 1024;
     })
     .await;
     let window = app.state.cfg.http2.stream_window_bytes as usize;
-    assert!(window >= 16 * 1024 * 1024);
+    assert_eq!(window, 16 * 1024 * 1024);
     let token = app.token("john1").await;
     let budget = app.state.files.budget.clone();
     let held = budget.acquire(budget.capacity() as usize).await;
