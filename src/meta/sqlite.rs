@@ -609,12 +609,7 @@ impl MetaBackend for Sqlite {
             let mut st = c.prepare(
                 "SELECT blob_key FROM upload_intents WHERE lease_until < ?1 ORDER BY lease_until",
             )?;
-            let rows = st.query_map([now], |r| r.get::<_, String>(0))?;
-            let keys = rows.collect::<Result<Vec<_>, _>>()?;
-            Ok(keys
-                .iter()
-                .filter_map(|k| BlobKey::from_stored(k))
-                .collect())
+            Ok(blob_keys(st.query_map([now], |r| r.get::<_, String>(0))?)?)
         })
         .await
     }
@@ -627,12 +622,9 @@ impl MetaBackend for Sqlite {
                      ORDER BY lease_until LIMIT ?2)
                  RETURNING blob_key",
             )?;
-            let rows = st.query_map(params![now, limit as i64], |r| r.get::<_, String>(0))?;
-            let keys = rows.collect::<Result<Vec<_>, _>>()?;
-            Ok(keys
-                .iter()
-                .filter_map(|k| BlobKey::from_stored(k))
-                .collect())
+            Ok(blob_keys(
+                st.query_map(params![now, limit as i64], |r| r.get::<_, String>(0))?,
+            )?)
         })
         .await
     }
@@ -756,6 +748,17 @@ impl MetaBackend for Sqlite {
         })
         .await
     }
+}
+
+/// The well-formed blob keys among a query's rows.
+fn blob_keys(
+    rows: impl Iterator<Item = rusqlite::Result<String>>,
+) -> rusqlite::Result<Vec<BlobKey>> {
+    let mut keys = Vec::new();
+    for k in rows {
+        keys.extend(BlobKey::from_stored(&k?));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

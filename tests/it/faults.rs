@@ -22,6 +22,16 @@ pub async fn assert_consistent(app: &TestApp) {
     assert!(r.problems.is_empty(), "fsck: {:#?}", r.problems);
 }
 
+/// The first ten files `user` sees, as the store records them (blob keys included).
+async fn records(app: &TestApp, user: &str) -> Vec<mtfu::domain::FileRecord> {
+    let meta = &app.state.files.meta;
+    let (tenant, _) = meta.tenant_by_name(user).await.expect("t").expect("t");
+    let now = mtfu::domain::now_micros();
+    meta.list_files(&tenant, &Default::default(), now, 0, 10)
+        .await
+        .expect("list")
+}
+
 /// A body that sends `first`, then waits for the returned sender before sending `rest`.
 fn held(first: Vec<u8>, rest: Vec<u8>) -> (reqwest::Body, tokio::sync::oneshot::Sender<()>) {
     let (go, wait) = tokio::sync::oneshot::channel::<()>();
@@ -357,17 +367,7 @@ pub async fn fsck_finds_a_missing_or_corrupted_blob() {
     let (_, listing) = app.get(&t, "/api/files/product/1").await;
     let files = listing["files"].as_array().expect("files").clone();
     assert_eq!(files.len(), 2);
-    let (tenant, _) = meta.tenant_by_name("john1").await.expect("t").expect("t");
-    let all = meta
-        .list_files(
-            &tenant,
-            &Default::default(),
-            mtfu::domain::now_micros(),
-            0,
-            10,
-        )
-        .await
-        .expect("list");
+    let all = records(&app, "john1").await;
     let rec = |name: &str| all.iter().find(|f| f.name == name).expect("file").clone();
     // Behind mtfu's back: one blob removed, the other replaced by other bytes of its size.
     let (a, b) = (rec("a.txt"), rec("b.txt"));
@@ -499,18 +499,7 @@ async fn stray_s3_tail_objects_are_found_and_swept() {
             t.send(&url, &d, 0, &[100 * 1024]).await;
             t.assert_file("tails.bin", &d).await;
             let meta = &app.state.files.meta;
-            let (tenant, _) = meta.tenant_by_name("john1").await.expect("t").expect("t");
-            let file = meta
-                .list_files(
-                    &tenant,
-                    &Default::default(),
-                    mtfu::domain::now_micros(),
-                    0,
-                    10,
-                )
-                .await
-                .expect("list")
-                .remove(0);
+            let file = records(&app, "john1").await.remove(0);
             for object in [
                 format!(
                     "files/{}.tail/0123456789abcdef0123456789abcdef",

@@ -18,6 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// Whether a peer is here.
+type Probe = fn() -> bool;
+
 fn main() {
     for var in ["MTFU_TEST_POSTGRES_URL", "MTFU_TEST_REQUIRE_TOOLS", "PATH"] {
         println!("cargo:rerun-if-env-changed={var}");
@@ -29,7 +32,7 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=tests/support/detect.rs");
     println!("cargo:rerun-if-changed=tests/browser");
-    let missing: [(&str, fn() -> bool); 6] = [
+    let missing: [(&str, Probe); 6] = [
         ("mtfu_no_pg", postgres),
         ("mtfu_no_nginx", || {
             has("nginx") || Path::new("/usr/sbin/nginx").exists()
