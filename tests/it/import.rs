@@ -219,10 +219,6 @@ fn django_token(key: &str, token_type: &str, user_id: i64) -> String {
 }
 
 pub async fn the_original_moves_without_losing_a_user_a_file_or_a_session() {
-    if crate::store::postgres_url().is_none() {
-        eprintln!("skipped: the original's database needs MTFU_TEST_POSTGRES_URL");
-        return;
-    }
     let url = original_db().await;
     // S3 stores: the app's own bucket is the original's (objects stay); local disk: a separate
     // S3 server is the original's (objects are copied).
@@ -417,16 +413,23 @@ pub async fn the_original_moves_without_losing_a_user_a_file_or_a_session() {
     assert!(fsck.problems.is_empty(), "{:?}", fsck.problems);
 }
 
-crate::store_matrix!(the_original_moves_without_losing_a_user_a_file_or_a_session);
+// The original's database is PostgreSQL whatever mtfu's own store is.
+crate::store_matrix!(
+    #[cfg_attr(
+        mtfu_no_pg,
+        ignore = "the original's database needs PostgreSQL: set MTFU_TEST_POSTGRES_URL"
+    )]
+    the_original_moves_without_losing_a_user_a_file_or_a_session
+);
 
 /// `mtfu import-seed` as a child process (SQLite, the S3 store on the original's bucket): the
 /// dry run writes nothing, the run imports, the next one finds nothing to do, fsck agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    mtfu_no_pg,
+    ignore = "the original's database needs PostgreSQL: set MTFU_TEST_POSTGRES_URL"
+)]
 async fn the_command_imports_once_and_reports() {
-    if crate::store::postgres_url().is_none() {
-        eprintln!("skipped: the original's database needs MTFU_TEST_POSTGRES_URL");
-        return;
-    }
     let url = original_db().await;
     let s3 = S3Server::start().await;
     original_objects(&s3).await;

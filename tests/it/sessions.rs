@@ -236,10 +236,6 @@ async fn tokens_without_an_epoch_are_of_epoch_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_session_ended_on_one_node_is_refused_by_the_other() {
-    if crate::store::postgres_url().is_none() {
-        eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
-        return;
-    }
     crate::store::META
         .scope(crate::store::MetaStore::Postgres, async {
             const SECRET: &str = "a shared secret for both nodes, 32+ bytes";

@@ -67,42 +67,34 @@ pub async fn configure(cfg: &mut Config) -> Option<crate::s3::S3Server> {
 
 #[macro_export]
 macro_rules! store_matrix {
-    ($($name:ident),* $(,)?) => {
-        $crate::store_matrix!(@meta sqlite_local, Sqlite, Local; $($name),*);
-        $crate::store_matrix!(@meta sqlite_s3, Sqlite, S3; $($name),*);
-        $crate::store_matrix!(@pg postgres_local, Local; $($name),*);
-        $crate::store_matrix!(@pg postgres_s3, S3; $($name),*);
-    };
-    (@meta $module:ident, $meta:ident, $blobs:ident; $($name:ident),*) => {
+    (@meta $module:ident, $meta:ident, $blobs:ident, $attrs:tt; $($name:ident),*) => {
         mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::store::run(
-                        $crate::store::MetaStore::$meta,
-                        $crate::store::BlobStore::$blobs,
-                        super::$name(),
-                    )
-                    .await
-                }
-            )*
+            $( $crate::store_matrix!(@one $meta, $blobs, $attrs; $name); )*
         }
     };
-    (@pg $module:ident, $blobs:ident; $($name:ident),*) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
-                async fn $name() {
-                    $crate::store::run(
-                        $crate::store::MetaStore::Postgres,
-                        $crate::store::BlobStore::$blobs,
-                        super::$name(),
-                    )
-                    .await
-                }
-            )*
+    (@one $meta:ident, $blobs:ident, [$(#[$attr:meta])*]; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            $crate::store::run(
+                $crate::store::MetaStore::$meta,
+                $crate::store::BlobStore::$blobs,
+                super::$name(),
+            )
+            .await
         }
+    };
+    // Attributes before the names (a `cfg_attr(..., ignore)` for a peer the tests need) go on
+    // every instance.
+    ($(#[$attr:meta])* $($name:ident),* $(,)?) => {
+        $crate::store_matrix!(@meta sqlite_local, Sqlite, Local, [$(#[$attr])*]; $($name),*);
+        $crate::store_matrix!(@meta sqlite_s3, Sqlite, S3, [$(#[$attr])*]; $($name),*);
+        $crate::store_matrix!(@meta postgres_local, Postgres, Local, [$(#[$attr])*
+            #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]];
+            $($name),*);
+        $crate::store_matrix!(@meta postgres_s3, Postgres, S3, [$(#[$attr])*
+            #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]];
+            $($name),*);
     };
 }
 

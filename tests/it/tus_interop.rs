@@ -96,14 +96,8 @@ async fn tuspy_uploads_through_interruptions_and_restarts() {
         .args(["-c", "import tusclient"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_tuspy {
-        assert!(
-            std::env::var("MTFU_TEST_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "tuspy is required (MTFU_TEST_REQUIRE_TOOLS=1): pip install tuspy"
-        );
-        eprintln!("skipped: tuspy not installed");
-        return;
-    }
+    // The build ignores this test where it finds no tuspy (tests/support/detect.rs).
+    assert!(has_tuspy, "tuspy is required: pip install tuspy");
     let dir = tempfile::tempdir().expect("tempdir");
     let work = tempfile::tempdir().expect("workdir");
     std::fs::write(work.path().join("interop.bin"), data(50 * MIB, 31)).expect("write file");

@@ -32,10 +32,6 @@ async fn two_nodes() -> (
 }
 
 async fn on_postgres_and_s3<F: std::future::Future<Output = ()>>(f: F) {
-    if crate::store::postgres_url().is_none() {
-        eprintln!("skipped: MTFU_TEST_POSTGRES_URL is not set");
-        return;
-    }
     META.scope(MetaStore::Postgres, BLOBS.scope(BlobStore::S3, f))
         .await
 }
