@@ -71,6 +71,12 @@ pub fn describe() {
             "The upload buffer budget (limits.buffer_budget).",
             Unit::Bytes,
         ),
+        (
+            "mtfu_http2_window_bytes",
+            "Buffer budget held by HTTP/2 connections' flow-control windows (bytes they may \
+             receive unread).",
+            Unit::Bytes,
+        ),
     ] {
         describe_gauge!(name, unit, help);
         metrics::gauge!(name).increment(0.0);

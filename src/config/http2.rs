@@ -1,5 +1,6 @@
 //! `[http2]`: HTTP/2 flow control, which sets both how fast one upload stream can go over a
-//! long round trip and how many received bytes one connection may hold unread.
+//! long round trip and how many received bytes one connection may hold unread. The windows are
+//! paid for from `limits.buffer_budget` (see [`crate::http::windows`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,8 +9,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Http2Config {
     /// Flow-control window of one stream, bytes: what a client may send on one request before
-    /// mtfu has read it. One stream's upload rate is at most this per round trip (16 MiB over
-    /// 50 ms: 335 MB/s), as a TCP receive buffer bounds an HTTP/1.1 upload.
+    /// mtfu has read it. One stream's upload rate is at most about half of this per round trip
+    /// (16 MiB over 50 ms: HTTP/1.1's pace), as a TCP receive buffer bounds an HTTP/1.1 upload.
+    /// A connection gets it only while the buffer budget can pay for its windows (its
+    /// connection window is this × (streams + 1)); otherwise the largest half, quarter, ... that
+    /// it can pay for, down to HTTP/2's 65535.
     pub stream_window_bytes: u32,
     /// Requests (streams) open at once on one connection.
     pub max_concurrent_streams: u32,
@@ -18,33 +22,35 @@ pub struct Http2Config {
 impl Default for Http2Config {
     fn default() -> Self {
         Self {
-            // 4 MiB: a 1 GiB server must survive a few dozen connections each holding its
-            // whole connection window unread (36 MiB with 8 streams). Raise it for long-distance
-            // uploads on a bigger machine (16 MiB: HTTP/2 at HTTP/1.1's pace over 50 ms).
-            stream_window_bytes: 4 * 1024 * 1024,
+            stream_window_bytes: 16 * 1024 * 1024,
             max_concurrent_streams: 8,
         }
     }
 }
 
+/// HTTP/2's initial window, the least a connection's streams get (and not paid for from the
+/// budget: like a TCP receive buffer, it is the small constant every connection may hold).
+pub const MIN_WINDOW: u32 = 65_535;
+
 /// HTTP/2's largest window, 2^31 - 1.
 const MAX_WINDOW: u64 = (1 << 31) - 1;
 
-impl Http2Config {
-    /// The connection's window: room for every stream to fill its own window (an upload waiting
-    /// for the buffer budget stops reading, and its window stays full) and one more stream's
-    /// worth, so a stalled stream never blocks its siblings. It is also the most body bytes one
-    /// connection holds received but unread.
-    pub fn connection_window_bytes(&self) -> u32 {
-        let w = u64::from(self.stream_window_bytes) * (u64::from(self.max_concurrent_streams) + 1);
-        w.min(MAX_WINDOW) as u32
-    }
+/// The connection's window for a stream window of `stream` bytes and `streams` streams: room
+/// for every stream to fill its own window and one more stream's worth. An upload waiting for
+/// the buffer budget stops reading and its window stays full; were the connection's window
+/// smaller, streams waiting for the budget could take all of it, and the streams holding the
+/// budget could then never receive the bytes that finish their parts and give it back (a
+/// deadlock). It is also the most body bytes one connection holds received but unread.
+pub fn connection_window(stream: u32, streams: u32) -> u32 {
+    (u64::from(stream) * (u64::from(streams) + 1)).min(MAX_WINDOW) as u32
+}
 
+impl Http2Config {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.stream_window_bytes < 65_535 {
+        if self.stream_window_bytes < MIN_WINDOW {
             return Err((
                 "http2.stream_window_bytes",
-                "must be at least 65535 (HTTP/2's initial window)".into(),
+                format!("must be at least {MIN_WINDOW} (HTTP/2's initial window)"),
             ));
         }
         if self.max_concurrent_streams == 0 {
@@ -73,7 +79,10 @@ mod tests {
     fn the_connection_window_leaves_a_stream_of_room_and_stays_in_range() {
         let d = Http2Config::default();
         assert!(d.validate().is_ok());
-        assert_eq!(d.connection_window_bytes(), 4 * 1024 * 1024 * 9);
+        assert_eq!(
+            connection_window(d.stream_window_bytes, d.max_concurrent_streams),
+            16 * 1024 * 1024 * 9
+        );
         let big = Http2Config {
             stream_window_bytes: 1 << 30,
             max_concurrent_streams: 4,

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::idle::{Activity, drive};
+use super::windows::{WindowGrants, Windows};
 use super::{AppState, ConnInfo, handle};
 
 /// Serve `listener` until `stop` turns true, then wait up to `grace` for open connections.
@@ -45,6 +46,7 @@ pub async fn serve(
     // HTTP/2 serves each stream's request in a task of its own, spawned through this executor,
     // so that those too can be cancelled and waited for.
     let streams = StreamExecutor::default();
+    let grants = WindowGrants::new(state.files.budget.clone(), &state.cfg.http2);
     loop {
         while conns.try_join_next().is_some() {}
         let permit = tokio::select! {
@@ -69,6 +71,7 @@ pub async fn serve(
         let closing = closing.clone();
         let cfg = state.cfg.server.clone();
         let h2 = state.cfg.http2.clone();
+        let grants = grants.clone();
         let executor = streams.clone();
         conns.spawn(async move {
             let _permit = permit;
@@ -80,17 +83,8 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs))
                 .max_buf_size(cfg.max_header_bytes.max(8192));
-            // An upload waiting for buffer budget stops reading its stream. With HTTP/2 the
-            // connection window must then still leave room for the connection's other streams:
-            // it is sized so that every stream may fill its own window and the rest still move
-            // (hyper's defaults, 1 MiB each, let one stalled stream block the connection).
-            // Fixed windows, not hyper's adaptive (BDP) ones: those size the connection window
-            // like a stream's, so one stalled stream would block the rest. The stream window is
-            // large enough for long round trips (see `[http2]`).
             builder
                 .http2()
-                .initial_stream_window_size(h2.stream_window_bytes)
-                .initial_connection_window_size(h2.connection_window_bytes())
                 .max_concurrent_streams(h2.max_concurrent_streams)
                 .timer(TokioTimer::new())
                 .max_header_list_size(cfg.max_header_bytes as u32)
@@ -125,11 +119,20 @@ pub async fn serve(
                         // A TLS-ALPN-01 validation: the handshake was the whole exchange.
                         return;
                     }
+                    // HTTP/2 windows large enough for long round trips, paid for from the
+                    // buffer budget while the connection lasts (see crate::http::windows).
+                    let windows = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => grants.grant(),
+                        _ => grants.initial(),
+                    };
+                    set_windows(&mut builder, &windows);
                     let io = TokioIo::new(IdleTimeout::new(stream, idle));
                     let conn = builder.serve_connection_with_upgrades(io, svc);
                     drive(conn, |c| c.graceful_shutdown(), &activity, idle, &closing).await
                 }
                 None => {
+                    // Plain HTTP/2 (h2c) is for proxies on the same network: initial windows.
+                    set_windows(&mut builder, &grants.initial());
                     let io = TokioIo::new(IdleTimeout::new(tcp, idle));
                     let conn = builder.serve_connection_with_upgrades(io, svc);
                     drive(conn, |c| c.graceful_shutdown(), &activity, idle, &closing).await
@@ -157,6 +160,17 @@ pub async fn serve(
     // Cancelled requests ran their `Drop` clean-up (see crate::cleanup) when their task ended.
     streams.tracker.close();
     streams.tracker.wait().await;
+}
+
+/// A connection's HTTP/2 flow-control windows. An upload waiting for the buffer budget stops
+/// reading its stream, and its window stays full: the connection's window leaves room for every
+/// stream to do so and the rest still move (hyper's adaptive (BDP) windows size the connection's
+/// window like a stream's, so one stalled stream would block the rest).
+fn set_windows<E>(builder: &mut auto::Builder<E>, windows: &Windows) {
+    builder
+        .http2()
+        .initial_stream_window_size(windows.stream)
+        .initial_connection_window_size(windows.connection);
 }
 
 /// hyper's executor for HTTP/2 streams: tracked tasks that one token cancels.

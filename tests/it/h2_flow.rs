@@ -1,5 +1,6 @@
-//! HTTP/2 flow control (`[http2]`): streams whose uploads wait for the buffer budget keep their
-//! stream windows full, and the connection window still leaves room for their siblings.
+//! HTTP/2 flow control (`[http2]`): windows are paid for from the buffer budget; a stream whose
+//! upload waits for the budget keeps its stream window full, and the connection window still
+//! leaves room for its siblings.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use crate::hostile::h2_connect;
 const GUARD: Duration = Duration::from_secs(60);
 const WINDOW: u32 = 1024 * 1024;
 const STREAMS: u32 = 4;
+/// What a connection's windows cost: every stream's window and one more.
+const PAID: u64 = WINDOW as u64 * (STREAMS as u64 + 1);
 
 /// Send `n` bytes as flow control lets them go; `end` ends the stream with the last.
 async fn send_within_windows(body: &mut h2::SendStream<Bytes>, mut n: usize, end: bool) {
@@ -32,48 +35,27 @@ async fn send_within_windows(body: &mut h2::SendStream<Bytes>, mut n: usize, end
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connection() {
-    let app = spawn_with(|c| {
-        c.limits.buffer_budget = 1024 * 1024;
-        c.http2.stream_window_bytes = WINDOW;
-        c.http2.max_concurrent_streams = STREAMS;
-    })
-    .await;
-    let token = app.token("john1").await;
-    // Spend the whole budget: every upload now waits before it reads more of its body.
-    let budget = app.state.files.budget.clone();
-    let held = budget.acquire(budget.capacity() as usize).await;
-    let (send, _conn) = h2_connect(&app).await;
-    // All streams but one are uploads that fill their whole stream window and then stall. With
-    // a connection window no larger than a stream's (hyper's adaptive windows), the second one
-    // could not even send its window.
-    let mut stalled = Vec::new();
-    for i in 0..STREAMS - 1 {
-        let mut send = tokio::time::timeout(GUARD, send.clone().ready())
-            .await
-            .expect("a stream slot")
-            .expect("ready");
-        let req = http::Request::put(format!("{}/api/v2/files/p/1/stalled{i}.bin", app.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-length", (2 * WINDOW).to_string())
-            .header("content-type", "application/octet-stream")
-            .body(())
-            .expect("request");
-        let (resp, mut body) = send.send_request(req, false).expect("send");
-        send_within_windows(&mut body, WINDOW as usize, false).await;
-        stalled.push((resp, body));
-    }
-    assert_eq!(
-        budget.in_use(),
-        budget.capacity(),
-        "the uploads are waiting"
-    );
-    // The sibling: a login, whose body needs connection window too, is answered.
-    let mut send = tokio::time::timeout(GUARD, send.clone().ready())
+/// Open an HTTP/2 connection and wait until the server serves it (its windows are granted when
+/// the connection starts): a login on it is answered; its access token. The tests make every
+/// request on their own connections: the test client's (reqwest's) would take windows too.
+async fn h2_ready(app: &crate::helpers::TestApp) -> H2 {
+    let (send, conn) = h2_connect(app).await;
+    let mut ready = tokio::time::timeout(GUARD, send.clone().ready())
         .await
         .expect("a stream slot")
         .expect("ready");
+    let token = login(&mut ready, app).await;
+    (send, conn, token)
+}
+
+type H2 = (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+    String,
+);
+
+/// Log in on `send` as john1; the access token.
+async fn login(send: &mut h2::client::SendRequest<Bytes>, app: &crate::helpers::TestApp) -> String {
     let req = http::Request::post(format!("{}/api/token/", app.base))
         .header("content-type", "application/json")
         .body(())
@@ -84,9 +66,76 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
         .expect("send");
     let resp = tokio::time::timeout(GUARD, resp)
         .await
-        .expect("the sibling is not blocked by the stalled uploads")
+        .expect("the login is answered")
         .expect("response");
     assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut json = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        json.extend_from_slice(&chunk);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    v["access"].as_str().expect("access token").to_owned()
+}
+
+/// Start an upload of `2 * WINDOW` bytes on `send` and send its first `WINDOW`.
+async fn upload_one_window(
+    send: &h2::client::SendRequest<Bytes>,
+    app: &crate::helpers::TestApp,
+    token: &str,
+    name: &str,
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let mut send = tokio::time::timeout(GUARD, send.clone().ready())
+        .await
+        .expect("a stream slot")
+        .expect("ready");
+    let req = http::Request::put(format!("{}/api/v2/files/p/1/{name}", app.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-length", (2 * WINDOW).to_string())
+        .header("content-type", "application/octet-stream")
+        .body(())
+        .expect("request");
+    let (resp, mut body) = send.send_request(req, false).expect("send");
+    send_within_windows(&mut body, WINDOW as usize, false).await;
+    (resp, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connection() {
+    let app = spawn_with(|c| {
+        c.limits.buffer_budget = 2 * PAID;
+        c.http2.stream_window_bytes = WINDOW;
+        c.http2.max_concurrent_streams = STREAMS;
+    })
+    .await;
+    let (send, _conn, token) = h2_ready(&app).await;
+    let budget = app.state.files.budget.clone();
+    // The connection's windows are paid for from the budget.
+    assert_eq!(budget.windows(), PAID);
+    // Spend the rest: every upload now waits before it reads more of its body.
+    let held = budget
+        .acquire((budget.capacity() - budget.windows()) as usize)
+        .await;
+    // All streams but one are uploads that fill their whole stream window and then stall. With
+    // a connection window no larger than a stream's (hyper's adaptive windows), the second one
+    // could not even send its window; with one of two, the third.
+    let mut stalled = Vec::new();
+    for i in 0..STREAMS - 1 {
+        stalled.push(upload_one_window(&send, &app, &token, &format!("stalled{i}.bin")).await);
+    }
+    assert_eq!(
+        budget.in_use() + budget.windows(),
+        budget.capacity(),
+        "the uploads are waiting"
+    );
+    // The sibling: a login, whose body needs connection window too, is answered.
+    let mut ready = tokio::time::timeout(GUARD, send.clone().ready())
+        .await
+        .expect("a stream slot")
+        .expect("ready");
+    login(&mut ready, &app).await;
     // Budget back: the stalled uploads go on and finish.
     drop(held);
     for (resp, mut body) in stalled {
@@ -100,22 +149,29 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
 }
 
 /// The windows a client is granted are the configured ones: one stream may send a whole
-/// `http2.stream_window_bytes` (16 MiB) before the server reads any of it (a long-distance
-/// upload does not wait a round trip every 256 KiB).
+/// `http2.stream_window_bytes` (16 MiB, the default) before the server reads any of it (a
+/// long-distance upload does not wait a round trip every 64 KiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_may_send_its_whole_configured_window_unread() {
+    // A budget that pays for the default windows (16 MiB × 9) twice over: a semaphore's count,
+    // not memory.
     let app = spawn_with(|c| {
-        c.limits.buffer_budget = 1024 * 1024;
+        c.limits.buffer_budget = 2 * 16 * 1024 * 1024 * 9;
         c.limits.max_file_size = 32 * 1024 * 1024;
-        c.http2.stream_window_bytes = 16 * 1024 * 1024;
     })
     .await;
     let window = app.state.cfg.http2.stream_window_bytes as usize;
     assert_eq!(window, 16 * 1024 * 1024);
-    let token = app.token("john1").await;
+    let (send, _conn, token) = h2_ready(&app).await;
     let budget = app.state.files.budget.clone();
-    let held = budget.acquire(budget.capacity() as usize).await;
-    let (send, _conn) = h2_connect(&app).await;
+    assert_eq!(
+        budget.windows(),
+        9 * window as u64,
+        "the windows are paid for"
+    );
+    let held = budget
+        .acquire((budget.capacity() - budget.windows()) as usize)
+        .await;
     let mut send = send.ready().await.expect("ready");
     let req = http::Request::put(format!("{}/api/v2/files/p/1/big.bin", app.base))
         .header("authorization", format!("Bearer {token}"))
@@ -132,4 +188,69 @@ async fn a_stream_may_send_its_whole_configured_window_unread() {
         .expect("finishes")
         .expect("response");
     assert_eq!(resp.status(), 201);
+}
+
+/// What a stream may send before the server reads anything: its window, up to what h2's client
+/// buffers (400 KiB).
+async fn stream_window(
+    send: &h2::client::SendRequest<Bytes>,
+    app: &crate::helpers::TestApp,
+    token: &str,
+) -> usize {
+    let mut send = tokio::time::timeout(GUARD, send.clone().ready())
+        .await
+        .expect("a stream slot")
+        .expect("ready");
+    // A real upload, so that the server waits for its body instead of answering at once.
+    let req = http::Request::put(format!("{}/api/v2/files/p/1/probe.bin", app.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-length", "1000000")
+        .body(())
+        .expect("request");
+    let (_resp, mut body) = send.send_request(req, false).expect("send");
+    body.reserve_capacity(64 * 1024 * 1024);
+    let cap = tokio::time::timeout(GUARD, std::future::poll_fn(|cx| body.poll_capacity(cx)))
+        .await
+        .expect("capacity")
+        .expect("stream open")
+        .expect("capacity");
+    body.send_reset(h2::Reason::CANCEL);
+    cap
+}
+
+/// Windows never take more than half the budget: past that, a connection gets HTTP/2's initial
+/// windows; a connection's windows come back to the budget when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_are_paid_from_half_the_budget_and_given_back() {
+    let app = spawn_with(|c| {
+        c.limits.buffer_budget = 2 * PAID;
+        c.http2.stream_window_bytes = WINDOW;
+        c.http2.max_concurrent_streams = STREAMS;
+    })
+    .await;
+    let budget = app.state.files.budget.clone();
+    let first = h2_ready(&app).await;
+    let token = first.2.clone();
+    assert_eq!(budget.windows(), PAID);
+    // (h2's client sends at most 400 KiB ahead: more than the initial window is the check.)
+    assert!(stream_window(&first.0, &app, &token).await > 65_535);
+    // Half the budget is spent on windows: the next connection is not paid for.
+    let second = h2_ready(&app).await;
+    assert_eq!(budget.windows(), PAID);
+    assert_eq!(stream_window(&second.0, &app, &token).await, 65_535);
+    // The first connection closes: its windows go back to the budget.
+    drop(first.0);
+    first.1.abort();
+    tokio::time::timeout(GUARD, async {
+        while budget.windows() != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the closed connection's windows are given back");
+    // And a new connection gets the whole window again.
+    let third = h2_ready(&app).await;
+    assert!(stream_window(&third.0, &app, &token).await > 65_535);
+    assert_eq!(budget.windows(), PAID);
+    drop(second);
 }
