@@ -148,7 +148,7 @@ impl App {
             None => None,
         };
         let metrics = match &cfg.server.metrics_listen {
-            m if crate::http::limits::metrics_off(m) => None,
+            m if crate::config::metrics_off(m) => None,
             m => Some(bind(m, "metrics_listen").await?),
         };
         let quota = crate::meta::quota::Defaults {
