@@ -266,7 +266,7 @@ async fn periodic_gc(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = server::stopped(&mut stop) => return,
+            _ = crate::shutdown::stopped(&mut stop) => return,
         }
         match crate::gc::sweep_with(&state.files.meta, &state.files.blob, &settings).await {
             Ok(r) => tracing::info!(
