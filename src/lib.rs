@@ -2,7 +2,8 @@
 //!
 //! Tenants upload files over HTTPS, link each to a `resource`/`resource_id` pair and then list,
 //! download and delete them. The crate is layered so that each layer can be read alone; a module
-//! imports only from the layers below it:
+//! imports only from the layers below it (one exception left: the blob stores take the buffer
+//! [`upload::Budget`] from the pipeline above them):
 //!
 //! - [`app`]: wiring: opens the stores, loads TLS, binds the listeners, runs until stopped.
 //! - [`http`]: the hyper server, the router and one module per endpoint group; the only place
