@@ -56,17 +56,6 @@ pub enum AcmeError {
     Tls(#[from] TlsError),
 }
 
-/// `data_dir/acme`.
-pub fn dir(cfg: &Config) -> PathBuf {
-    cfg.server.data_dir.join("acme")
-}
-
-/// The stored certificate chain and its key.
-pub fn cert_paths(cfg: &Config) -> (PathBuf, PathBuf) {
-    let d = dir(cfg);
-    (d.join("cert.pem"), d.join("key.pem"))
-}
-
 /// HTTP-01 key authorizations by token, served on `/.well-known/acme-challenge/{token}`.
 #[derive(Clone, Default)]
 pub struct Http01Tokens(Arc<RwLock<HashMap<String, String>>>);
@@ -200,10 +189,10 @@ impl Acme {
         store: Arc<CertStore>,
         http01: Http01Tokens,
     ) -> Result<Acme, TlsError> {
-        let (cert_path, key_path) = cert_paths(cfg);
+        let (cert_path, key_path) = crate::tls::acme_cert_paths(cfg);
         Ok(Acme {
             cfg: cfg.tls.acme.clone(),
-            dir: dir(cfg),
+            dir: crate::tls::acme_dir(cfg),
             cert_path,
             key_path,
             store,
@@ -221,7 +210,7 @@ impl Acme {
             let wait = if self.due() {
                 let result = tokio::select! {
                     r = self.issue() => r,
-                    _ = crate::http::server::stopped(&mut stop) => return,
+                    _ = crate::shutdown::stopped(&mut stop) => return,
                 };
                 match result {
                     Ok(_) => {
@@ -248,7 +237,7 @@ impl Acme {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = crate::http::server::stopped(&mut stop) => return,
+                _ = crate::shutdown::stopped(&mut stop) => return,
             }
         }
     }

@@ -148,7 +148,7 @@ impl App {
             None => None,
         };
         let metrics = match &cfg.server.metrics_listen {
-            m if crate::http::limits::metrics_off(m) => None,
+            m if crate::config::metrics_off(m) => None,
             m => Some(bind(m, "metrics_listen").await?),
         };
         let quota = crate::meta::quota::Defaults {
@@ -266,7 +266,7 @@ async fn periodic_gc(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = server::stopped(&mut stop) => return,
+            _ = crate::shutdown::stopped(&mut stop) => return,
         }
         match crate::gc::sweep_with(&state.files.meta, &state.files.blob, &settings).await {
             Ok(r) => tracing::info!(

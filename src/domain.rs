@@ -7,6 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
+pub mod disposition;
 pub mod text;
 
 /// Microseconds since the Unix epoch: how times are stored and compared.

@@ -52,10 +52,21 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// `data_dir/acme`: the ACME account key and the certificate obtained by [`crate::acme`].
+pub fn acme_dir(cfg: &Config) -> PathBuf {
+    cfg.server.data_dir.join("acme")
+}
+
+/// The certificate chain and key stored by [`crate::acme`].
+pub fn acme_cert_paths(cfg: &Config) -> (PathBuf, PathBuf) {
+    let d = acme_dir(cfg);
+    (d.join("cert.pem"), d.join("key.pem"))
+}
+
 /// Where the certificate and key are read from (and what SIGHUP re-reads).
 pub fn cert_paths(cfg: &Config) -> (PathBuf, PathBuf) {
     if cfg.tls.acme.enabled() {
-        return crate::acme::cert_paths(cfg);
+        return acme_cert_paths(cfg);
     }
     match (&cfg.tls.cert_path, &cfg.tls.key_path) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),

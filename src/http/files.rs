@@ -7,11 +7,11 @@ use futures_util::TryStreamExt;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::{AppState, Ctx, Response, json_response, query};
+use crate::domain::disposition::content_disposition;
 use crate::domain::{
     FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, format_micros, now_micros,
 };
@@ -231,38 +231,6 @@ pub async fn list_files(
     paged(state, tenant, filter, &q, None).await
 }
 
-/// RFC 5987 `attr-char`: what may stay unescaped in `filename*=UTF-8''...`.
-const ATTR: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// `attachment` with the name twice: `filename*` (RFC 6266/8187, UTF-8, what every current
-/// browser uses) and an ASCII `filename` for old clients, where anything that is not printable
-/// ASCII, and the quote, backslash and percent sign, become `_`.
-pub fn content_disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| match c {
-            ' '..='~' if !matches!(c, '"' | '\\' | '%') => c,
-            _ => '_',
-        })
-        .collect();
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        utf8_percent_encode(name, ATTR)
-    )
-}
-
 fn invalid_link() -> ApiError {
     ApiError::Detail {
         status: StatusCode::FORBIDDEN,
@@ -456,20 +424,7 @@ pub fn parse_range(spec: &str, size: u64) -> RangeSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::{RangeSpec, content_disposition, none_match, parse_range};
-
-    #[test]
-    fn content_disposition_has_an_ascii_fallback_and_the_utf8_name() {
-        assert_eq!(
-            content_disposition("r\u{e9}sum\u{e9} \"1\"%.pdf"),
-            "attachment; filename=\"r_sum_ _1__.pdf\"; \
-             filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22%25.pdf"
-        );
-        assert_eq!(
-            content_disposition("a\\b;c.txt"),
-            "attachment; filename=\"a_b;c.txt\"; filename*=UTF-8''a%5Cb%3Bc.txt"
-        );
-    }
+    use super::{RangeSpec, none_match, parse_range};
 
     #[test]
     fn if_none_match_compares_weakly_and_takes_lists_and_star() {

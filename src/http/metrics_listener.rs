@@ -12,8 +12,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::server::{IdleTimeout, stopped};
+use super::server::IdleTimeout;
 use super::{AppState, json_response, ops};
+use crate::shutdown::stopped;
 
 /// Scrapers served at once.
 const MAX_CONNECTIONS: usize = 16;

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use super::idle::{Activity, drive};
 use super::windows::{WindowGrants, Windows};
 use super::{AppState, ConnInfo, handle};
+use crate::shutdown::stopped;
 
 /// Serve `listener` until `stop` turns true, then wait up to `grace` for open connections.
 pub async fn serve(
@@ -194,11 +195,6 @@ where
             }
         });
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// An I/O wrapper that fails a read once nothing has been read or written for `idle`: a
