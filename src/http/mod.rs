@@ -24,6 +24,7 @@ pub mod tokens;
 pub mod tus;
 pub mod upload;
 pub mod v2;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
