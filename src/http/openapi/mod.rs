@@ -124,6 +124,8 @@ pub fn document(cfg: &Config, server_url: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// Every `$ref` in `v` points into `doc`.
@@ -149,7 +151,7 @@ mod tests {
         let mut bad = Vec::new();
         refs_resolve(&doc, &doc, &mut bad);
         assert!(bad.is_empty(), "dangling: {bad:?}");
-        let mut ids = std::collections::BTreeSet::new();
+        let mut ids = BTreeSet::new();
         for item in doc["paths"].as_object().expect("paths").values() {
             for op in item.as_object().expect("item").values() {
                 let id = op["operationId"].as_str().expect("operationId");
@@ -179,8 +181,8 @@ mod tests {
             reserved_files: 0,
         })
         .expect("usage");
-        let written: Vec<&String> = body.as_object().expect("object").keys().collect();
-        let documented: Vec<&String> = props.keys().collect();
+        let written: BTreeSet<&String> = body.as_object().expect("object").keys().collect();
+        let documented: BTreeSet<&String> = props.keys().collect();
         assert_eq!(written, documented);
     }
 }
