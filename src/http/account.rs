@@ -2,10 +2,10 @@
 //! `GET /api/v2/usage` and `GET /api/v2/limits`.
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::error::ApiError;
-use super::{AppState, Response, json_response};
+use super::wire::{Limits, TusLimits, TusVersion, Usage, respond};
+use super::{AppState, Response};
 use crate::config::{BlobBackendKind, Config};
 use crate::domain::{Tenant, now_micros};
 
@@ -32,25 +32,25 @@ pub fn chunk_sizes(cfg: &Config) -> (Option<u64>, u64) {
 pub fn limits(state: &AppState) -> Result<Response, ApiError> {
     let cfg = &state.cfg;
     let (max_chunk, recommended) = chunk_sizes(cfg);
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({
-            "max_file_size": cfg.limits.max_file_size,
-            "max_request_body": cfg.server.max_request_body,
-            "max_page_size": cfg.limits.max_page_size,
-            "url_ttl_secs": cfg.limits.url_ttl_secs,
-            "allowed_content_types": cfg.limits.allowed_content_types,
-            "default_quota_bytes": cfg.limits.quota_bytes,
-            "default_quota_files": cfg.limits.quota_files,
-            "tus": {
-                "endpoint": "/api/v2/uploads",
-                "version": "1.0.0",
-                "max_size": cfg.limits.max_file_size,
-                "max_chunk_size": max_chunk,
-                "recommended_chunk_size": recommended,
-                "expire_after_secs": cfg.tus.expire_after_secs,
+        &Limits {
+            max_file_size: cfg.limits.max_file_size,
+            max_request_body: cfg.server.max_request_body,
+            max_page_size: cfg.limits.max_page_size,
+            url_ttl_secs: cfg.limits.url_ttl_secs,
+            allowed_content_types: cfg.limits.allowed_content_types.clone(),
+            default_quota_bytes: cfg.limits.quota_bytes,
+            default_quota_files: cfg.limits.quota_files,
+            tus: TusLimits {
+                endpoint: "/api/v2/uploads".into(),
+                version: TusVersion::V1_0_0,
+                max_size: cfg.limits.max_file_size,
+                max_chunk_size: max_chunk,
+                recommended_chunk_size: recommended,
+                expire_after_secs: cfg.tus.expire_after_secs,
             },
-        }),
+        },
     ))
 }
 
@@ -59,15 +59,15 @@ pub fn limits(state: &AppState) -> Result<Response, ApiError> {
 pub async fn usage(state: &AppState, tenant: &Tenant) -> Result<Response, ApiError> {
     let (u, q) = state.files.meta.usage(tenant.id, now_micros()).await?;
     let defaults = state.files.quota;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({
-            "files": u.files,
-            "bytes": u.bytes,
-            "quota_bytes": q.bytes.resolve(defaults.bytes),
-            "quota_files": q.files.resolve(defaults.files),
-            "reserved_bytes": u.reserved_bytes,
-            "reserved_files": u.reserved_files,
-        }),
+        &Usage {
+            files: u.files,
+            bytes: u.bytes,
+            quota_bytes: q.bytes.resolve(defaults.bytes),
+            quota_files: q.files.resolve(defaults.files),
+            reserved_bytes: u.reserved_bytes,
+            reserved_files: u.reserved_files,
+        },
     ))
 }

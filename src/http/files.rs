@@ -7,41 +7,16 @@ use futures_util::TryStreamExt;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use serde_json::{Value, json};
-
 use super::error::ApiError;
-use super::{AppState, Ctx, Response, json_response, query};
+use super::wire::{FileInfo, FileWithUrl, Message, Page, respond};
+use super::{AppState, Ctx, Response, query};
 use crate::domain::disposition::content_disposition;
-use crate::domain::{
-    FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, format_micros, now_micros,
-};
+use crate::domain::{FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, now_micros};
 use crate::meta::ListFilter;
 use crate::service::PageInfo;
 
 /// `page_size` when the client gives none (the seed's).
 const DEFAULT_PAGE_SIZE: u64 = 10;
-
-/// A file as the seed API shows it, with `url` when the route hands out links.
-pub fn file_json(f: &FileRecord, url: Option<String>) -> Value {
-    let mut v = json!({
-        "id": f.id,
-        "tenant_username": f.tenant_username,
-        "resource": f.resource,
-        "resource_id": f.resource_id,
-        "name": f.name,
-        "location": f.location(),
-        "expire_at": f.expire_at.map(format_micros),
-        "is_public": f.is_public,
-        "size": f.size,
-        "content_type": f.content_type,
-        "sha256": f.sha256,
-        "created_at": format_micros(f.created_at),
-    });
-    if let (Some(url), Value::Object(map)) = (url, &mut v) {
-        map.insert("url".into(), Value::String(url));
-    }
-    v
-}
 
 /// Where links point: `server.public_url` as-is, else the scheme and host the client used (as
 /// a trusted proxy forwarded them) and `server.base_path`.
@@ -150,24 +125,27 @@ async fn paged(
         // A filter that can match nothing (see ListFilter::from_query): an empty listing.
         None => (PageInfo::new(0, size, page), Vec::new()),
     };
-    let mut out = Vec::with_capacity(files.len());
-    for f in &files {
-        let url = match &link_base {
-            Some(b) => Some(signed_url(state, b, f).await),
-            None => None,
-        };
-        out.push(file_json(f, url));
+    fn page_of<F>(info: &PageInfo, files: Vec<F>) -> Page<F> {
+        Page {
+            count: info.count,
+            num_pages: info.num_pages,
+            page_range: (1..=info.num_pages).collect(),
+            files,
+        }
     }
-    let files = out;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "count": info.count,
-            "num_pages": info.num_pages,
-            "page_range": (1..=info.num_pages).collect::<Vec<_>>(),
-            "files": files,
-        }),
-    ))
+    Ok(match &link_base {
+        Some(b) => {
+            let mut out = Vec::with_capacity(files.len());
+            for f in &files {
+                out.push(FileWithUrl::new(f, signed_url(state, b, f).await));
+            }
+            respond(StatusCode::OK, &page_of(&info, out))
+        }
+        None => respond(
+            StatusCode::OK,
+            &page_of(&info, files.iter().map(FileInfo::from).collect()),
+        ),
+    })
 }
 
 fn parse_labels(resource: &str, resource_id: &str) -> Result<(Resource, ResourceId), ApiError> {
@@ -213,9 +191,11 @@ pub async fn delete_resource(
         .files
         .delete_resource(tenant, &r, &id, state.cfg.presigns())
         .await?;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({"message": "File deleted successfully"}),
+        &Message {
+            message: "File deleted successfully".into(),
+        },
     ))
 }
 

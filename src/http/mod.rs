@@ -25,6 +25,7 @@ pub mod tus;
 pub mod upload;
 pub mod v2;
 pub mod windows;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
-use serde_json::json;
 
 use super::error::ApiError;
-use super::{AppState, Response, full, json_response};
+use super::wire::{Alive, Health, Readiness, Ready, respond};
+use super::{AppState, Response, full};
 
 /// How long `/readyz` waits for each store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn healthz() -> Result<Response, ApiError> {
-    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+    Ok(respond(StatusCode::OK, &Health { status: Alive::Ok }))
 }
 
 pub async fn readyz(state: &AppState) -> Result<Response, ApiError> {
@@ -32,9 +32,18 @@ pub async fn readyz(state: &AppState) -> Result<Response, ApiError> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    Ok(json_response(
+    let status_word = if ready {
+        Readiness::Ok
+    } else {
+        Readiness::Unavailable
+    };
+    Ok(respond(
         status,
-        &json!({"status": if ready { "ok" } else { "unavailable" }, "metadata": meta, "blobs": blob}),
+        &Ready {
+            status: status_word,
+            metadata: meta,
+            blobs: blob,
+        },
     ))
 }
 

@@ -6,10 +6,10 @@
 //! first login with an imported password, the Django hash is replaced by mtfu's argon2id.
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::error::ApiError;
-use super::{AppState, Response, json_response};
+use super::wire::{TokenPair, respond};
+use super::{AppState, Response};
 use crate::auth::seed::SeedClaims;
 use crate::domain::Tenant;
 
@@ -58,10 +58,7 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Response, ApiError
         return Err(ApiError::RefreshInvalid);
     }
     let (refresh, access) = state.auth.issue_pair(&tenant, 0);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access": access, "refresh": refresh}),
-    ))
+    Ok(respond(StatusCode::OK, &TokenPair { refresh, access }))
 }
 
 /// After a successful login with a Django hash: store mtfu's argon2id of the password instead

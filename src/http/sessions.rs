@@ -4,18 +4,20 @@
 //! [`crate::meta::session`]). A new login starts a new session.
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::error::ApiError;
-use super::{AppState, Response, json_response};
+use super::wire::{Revoked, respond};
+use super::{AppState, Response};
 use crate::domain::{Tenant, format_micros, now_micros};
 
 /// 200 `{"revoked_before": "<RFC 3339>"}` (the contract's shape, as for link revocation).
 pub async fn revoke(state: &AppState, tenant: &Tenant) -> Result<Response, ApiError> {
     // None: the tenant was removed meanwhile; its tokens are dead either way.
     let _ = state.files.meta.end_sessions(tenant.id).await?;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({"revoked_before": format_micros(now_micros())}),
+        &Revoked {
+            revoked_before: format_micros(now_micros()),
+        },
     ))
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use serde_json::json;
 
 use super::body::{FormValue, small_form};
 use super::error::ApiError;
-use super::{AppState, Ctx, Response, json_response};
+use super::wire::{TokenPair, respond};
+use super::{AppState, Ctx, Response};
 use crate::domain::TenantId;
 
 /// DRF's CharField checks: present, and not blank.
@@ -91,10 +91,7 @@ pub async fn obtain(
         super::seed_tokens::upgrade_password(state, &tenant, &old, password).await;
     }
     let (refresh, access) = state.auth.issue_pair(&tenant, epoch);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"refresh": refresh, "access": access}),
-    ))
+    Ok(respond(StatusCode::OK, &TokenPair { refresh, access }))
 }
 
 pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Response, ApiError> {
@@ -126,8 +123,5 @@ pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Respons
         return Err(ApiError::RefreshInvalid);
     }
     let (refresh, access) = state.auth.issue_pair(&tenant, epoch);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access": access, "refresh": refresh}),
-    ))
+    Ok(respond(StatusCode::OK, &TokenPair { refresh, access }))
 }

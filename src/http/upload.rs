@@ -11,14 +11,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::json;
 
 use super::body::{BodyStream, FormValue, multipart, small_form};
 use super::error::ApiError;
-use super::files::file_json;
 use super::form::{FormLimits, Gate, HeaderGate};
 use super::proxy::{Capped, request_too_large};
-use super::{AppState, Ctx, Response, json_response};
+use super::wire::{FileWithUrl, UploadResult, UploadedMessage, respond};
+use super::{AppState, Ctx, Response};
 use crate::domain::{FileName, Micros, Resource, ResourceId, Tenant, now_micros, parse_rfc3339};
 use crate::service::{Expiry, ServiceError, Staged, TypeRule};
 use crate::upload::UploadError;
@@ -384,11 +383,11 @@ async fn finish(
         .await?;
     let base = super::files::base_url(state, ctx);
     let url = super::files::signed_url(state, &base, &record).await;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({
-            "message": "File uploaded successfully",
-            "file": file_json(&record, Some(url)),
-        }),
+        &UploadResult {
+            message: UploadedMessage::Uploaded,
+            file: FileWithUrl::new(&record, url),
+        },
     ))
 }

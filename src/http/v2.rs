@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::json;
 
 use super::body::BodyStream;
 use super::error::ApiError;
-use super::files::{base_url, download_link, file_json, serve_file, signed_url};
+use super::files::{base_url, download_link, serve_file, signed_url};
 use super::proxy::{Capped, request_too_large};
 use super::router::Endpoint;
 use super::upload::{expiry, parse_bool};
-use super::{AppState, Ctx, Response, json_response, not_allowed, query};
+use super::wire::{FileWithUrl, Revoked, SignedUrl, V2Page, respond};
+use super::{AppState, Ctx, Response, not_allowed, query};
 use crate::domain::{FileId, FileName, FileRecord, Resource, ResourceId, Tenant, format_micros};
 use crate::meta::{ListCursor, ListFilter};
 use crate::service::{ServiceError, TypeRule};
@@ -99,7 +99,7 @@ async fn metadata(
 ) -> Result<Response, ApiError> {
     let file = find(state, tenant, id).await?;
     let url = signed_url(state, &base_url(state, ctx), &file).await;
-    Ok(json_response(StatusCode::OK, &file_json(&file, Some(url))))
+    Ok(respond(StatusCode::OK, &FileWithUrl::new(&file, url)))
 }
 
 /// `DELETE /api/v2/files/{id}`: the caller's own live file only; 204, else 404.
@@ -158,9 +158,12 @@ async fn url(
     };
     let file = find(state, tenant, id).await?;
     let link = download_link(state, &base_url(state, ctx), &file, ttl).await;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({"url": link.url, "expires_at": format_micros(link.expires_at)}),
+        &SignedUrl {
+            url: link.url,
+            expires_at: format_micros(link.expires_at),
+        },
     ))
 }
 
@@ -197,9 +200,12 @@ async fn list(
     };
     let Some(filter) = ListFilter::from_query(get) else {
         // A filter that can match nothing: an empty listing, no store asked.
-        return Ok(json_response(
+        return Ok(respond(
             StatusCode::OK,
-            &json!({"files": [], "next_cursor": null}),
+            &V2Page {
+                files: Vec::new(),
+                next_cursor: None,
+            },
         ));
     };
     let (files, next) = state
@@ -209,11 +215,14 @@ async fn list(
     let base = base_url(state, ctx);
     let mut out = Vec::with_capacity(files.len());
     for f in &files {
-        out.push(file_json(f, Some(signed_url(state, &base, f).await)));
+        out.push(FileWithUrl::new(f, signed_url(state, &base, f).await));
     }
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({"files": out, "next_cursor": next.map(|c| c.encode())}),
+        &V2Page {
+            files: out,
+            next_cursor: next.map(|c| c.encode()),
+        },
     ))
 }
 
@@ -347,7 +356,7 @@ async fn put(
     } else {
         StatusCode::CREATED
     };
-    let mut resp = json_response(status, &file_json(&record, Some(url)));
+    let mut resp = respond(status, &FileWithUrl::new(&record, url));
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/api/v2/files/{}", record.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -371,8 +380,10 @@ async fn revoke(state: &AppState, tenant: &Tenant) -> Result<Response, ApiError>
         .revoke_urls(tenant.id)
         .await?
         .ok_or(ApiError::UserNotFound)?;
-    Ok(json_response(
+    Ok(respond(
         StatusCode::OK,
-        &json!({"revoked_before": format_micros(at)}),
+        &Revoked {
+            revoked_before: format_micros(at),
+        },
     ))
 }

@@ -391,3 +391,58 @@ async fn the_document_states_the_configured_limits() {
         .expect("tus create");
     assert_eq!(r.status(), 413);
 }
+
+/// The (shape, METHOD) pairs `docs/api.md` names: every code span `METHOD[|METHOD...] /path`
+/// (a query string dropped), but `/metrics`, which the metrics listener serves.
+fn contract_routes(text: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for span in text.split('`').skip(1).step_by(2) {
+        let Some((methods, path)) = span.split_once(' ') else {
+            continue;
+        };
+        let methods: Vec<&str> = methods.split('|').collect();
+        if !path.starts_with('/') || !methods.iter().all(|m| METHODS.contains(m)) {
+            continue;
+        }
+        let path = path.split('?').next().unwrap_or(path);
+        if path == "/metrics" {
+            continue;
+        }
+        for m in methods {
+            out.insert((shape(path), m.to_owned()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn docs_api_md_names_exactly_the_documented_operations() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let documented: BTreeSet<_> = documented(&doc).into_keys().collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md");
+    let text = std::fs::read_to_string(path).expect("docs/api.md");
+    let contract = contract_routes(&text);
+    assert!(contract.len() > 20, "too few routes found: {contract:?}");
+    let missing: Vec<_> = documented.difference(&contract).collect();
+    let extra: Vec<_> = contract.difference(&documented).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "in /api/openapi.json, not in docs/api.md: {missing:?}\nin docs/api.md, not in \
+         /api/openapi.json: {extra:?}"
+    );
+}
+
+#[test]
+fn contract_routes_reads_methods_paths_and_queries() {
+    let text = "`GET|HEAD /api/files/{resource}/{resource_id}?page=` and `POST /x/`, \
+                `GET /metrics`, `Tus-Resumable: 1.0.0`, `FOO /bar`";
+    let got: Vec<_> = contract_routes(text).into_iter().collect();
+    let want = [
+        ("/api/files/{}/{}", "GET"),
+        ("/api/files/{}/{}", "HEAD"),
+        ("/x", "POST"),
+    ]
+    .map(|(p, m)| (p.to_owned(), m.to_owned()));
+    assert_eq!(got, want);
+}
