@@ -1,6 +1,8 @@
-//! Listing latency by depth: the seed's offset listing (`count_files` + `list_files`) against
-//! the keyset listing (`list_files_after`), on both metadata stores, for one tenant of 1k, 100k
-//! and 1M files.
+//! Listing latency by depth: the seed's page format (`list_page`: the exact count and the page,
+//! as `/api/list_files` reads them; page 1 and the last page), the offset listing alone
+//! (`count_files` + `list_files`) and the keyset listing (`list_files_after`), on both metadata
+//! stores, for one tenant of 1k, 100k and 1M files. The summary compares the seed pages with
+//! issue 14's goals (page 1 <= 100 ms, last page <= 500 ms).
 //!
 //! ```text
 //! MTFU_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use mtfu::config::{Config, MetadataBackend};
 use mtfu::domain::{Tenant, TenantName, now_micros};
+use mtfu::meta::page::SeedPage;
 use mtfu::meta::{ListCursor, ListFilter, Meta};
 use tokio_postgres::NoTls;
 
@@ -236,9 +239,27 @@ async fn run_queries(
         if by_offset != by_cursor || by_offset.is_empty() {
             bail!("{listing}: the keyset page at {deep} is not the offset page");
         }
+        // The seed route's last page, through `list_page`: it must be the last `PAGE` rows.
+        let last_number = total.div_ceil(PAGE).max(1).to_string();
+        let last = SeedPage::parse(Some(&last_number), PAGE);
+        let (_, last_page) = meta.list_page(tenant, &filter, now_micros(), last).await?;
+        let tail = meta
+            .list_files(
+                tenant,
+                &filter,
+                now_micros(),
+                (total.div_ceil(PAGE).max(1) - 1) * PAGE,
+                PAGE,
+            )
+            .await?;
+        if last_page != tail || last_page.is_empty() {
+            bail!("{listing}: the seed's last page is not the offset page");
+        }
         let (m, t, f) = (meta, tenant, &filter);
-        let queries: [(&'static str, u64, bool); 5] = [
+        let queries: [(&'static str, u64, bool); 7] = [
             ("count", 0, false),
+            ("seed p1", 0, false),
+            ("seed last", 0, false),
             ("offset p1", 0, true),
             ("offset deep", deep, true),
             ("keyset p1", 0, false),
@@ -249,6 +270,18 @@ async fn run_queries(
                 "count" => {
                     measure(move || async move {
                         m.count_files(t, f, now_micros()).await?;
+                        Ok(())
+                    })
+                    .await?
+                }
+                "seed p1" | "seed last" => {
+                    let page = if query == "seed p1" {
+                        SeedPage::parse(None, PAGE)
+                    } else {
+                        last
+                    };
+                    measure(move || async move {
+                        std::hint::black_box(m.list_page(t, f, now_micros(), page).await?);
                         Ok(())
                     })
                     .await?
@@ -384,6 +417,23 @@ async fn main() -> Result<()> {
     println!("\n{HEADER}");
     for r in &rows {
         print_row(r);
+    }
+    println!("\nseed page format, unfiltered (p50 ms; goal: page 1 <= 100, last page <= 500):");
+    for r in rows.iter().filter(|r| r.listing.starts_with("all ")) {
+        let goal = match r.query {
+            "seed p1" => 100.0,
+            "seed last" => 500.0,
+            _ => continue,
+        };
+        let ms = r.p50.as_secs_f64() * 1e3;
+        println!(
+            "  {:<9} {:>8} {:<10} {:>9.2} ms  {:>6.3} of the goal",
+            r.store,
+            r.files,
+            r.query,
+            ms,
+            ms / goal
+        );
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! it acts for: visibility (own files plus public ones) is a rule inside the query, never a bypass.
 
 pub mod fsck;
+pub mod page;
 pub mod postgres;
 pub mod quota;
 pub mod seed;
@@ -245,6 +246,15 @@ pub trait MetaBackend:
         offset: u64,
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>>;
+    /// The seed's page format in one snapshot: how many files `viewer` sees through `filter`,
+    /// and the page `page` picks among them (Django's rules, [`page::SeedPage`]).
+    async fn list_page(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        page: page::SeedPage,
+    ) -> MetaResult<(u64, Vec<FileRecord>)>;
     /// The next `limit` files `viewer` sees through `filter`, strictly after `after` (from the
     /// first when `None`), in the order of [`list_files`](MetaBackend::list_files): keyset
     /// pagination, whose cost does not grow with the depth of the page.

@@ -15,6 +15,7 @@ use crate::domain::{
     now_micros,
 };
 use crate::hooks::Hooks;
+use crate::meta::page::SeedPage;
 use crate::meta::{Claim, ListCursor, ListFilter, Meta, MetaError};
 use crate::quota::Reservation;
 use crate::upload::{Admit, Budget, Stored, UploadError, stream_to_blob};
@@ -195,16 +196,11 @@ impl PageInfo {
     /// `Paginator.get_page(page)`: a non-integer page is page 1, one outside 1..=num_pages is the
     /// last page; an empty listing still has one page.
     pub fn new(count: u64, page_size: u64, page: Option<&str>) -> PageInfo {
-        let num_pages = count.div_ceil(page_size).max(1);
-        let number = match page.unwrap_or("1").trim().parse::<i64>() {
-            Err(_) => 1,
-            Ok(n) if n < 1 || n as u64 > num_pages => num_pages,
-            Ok(n) => n as u64,
-        };
+        let want = SeedPage::parse(page, page_size);
         PageInfo {
             count,
-            num_pages,
-            number,
+            num_pages: want.num_pages(count),
+            number: want.number(count),
         }
     }
 }
@@ -424,18 +420,12 @@ impl Files {
         page: Option<&str>,
         page_size: u64,
     ) -> Result<(PageInfo, Vec<FileRecord>), ServiceError> {
-        let now = now_micros();
-        let count = self.meta.count_files(viewer, filter, now).await?;
-        let info = PageInfo::new(count, page_size, page);
-        let files = if count == 0 {
-            Vec::new()
-        } else {
-            let offset = (info.number - 1) * page_size;
-            self.meta
-                .list_files(viewer, filter, now, offset, page_size)
-                .await?
-        };
-        Ok((info, files))
+        let want = SeedPage::parse(page, page_size);
+        let (count, files) = self
+            .meta
+            .list_page(viewer, filter, now_micros(), want)
+            .await?;
+        Ok((PageInfo::new(count, page_size, page), files))
     }
 
     /// Soft-delete the tenant's files of one resource; how many. With `remove_blobs_now`

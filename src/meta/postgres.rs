@@ -27,6 +27,7 @@ use crate::domain::{
 };
 
 mod fsck;
+mod listing;
 mod names;
 mod quota;
 mod seed;
@@ -80,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "0009_seed_import",
         include_str!("../../migrations/postgres/0009_seed_import.sql"),
+    ),
+    (
+        10,
+        "0010_listing_counts",
+        include_str!("../../migrations/postgres/0010_listing_counts.sql"),
     ),
 ];
 
@@ -859,17 +865,9 @@ impl MetaBackend for Postgres {
         filter: &ListFilter,
         now: Micros,
     ) -> MetaResult<u64> {
-        let (cond, args) = visible_where(viewer, filter, now);
+        let (viewer, filter) = (viewer.clone(), filter.clone());
         self.with(move |c| {
-            Box::pin(async move {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id
-                     WHERE {cond}"
-                );
-                let st = c.prepare_cached(&sql).await?;
-                let n: i64 = c.query_one(&st, &params(&args)).await?.try_get(0)?;
-                Ok(as_u64(n))
-            })
+            Box::pin(async move { listing::count(&*c, &viewer, &filter, now).await })
         })
         .await
     }
@@ -882,20 +880,41 @@ impl MetaBackend for Postgres {
         offset: u64,
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>> {
-        let (cond, mut args) = visible_where(viewer, filter, now);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (viewer, filter) = (viewer.clone(), filter.clone());
+        let read = super::page::Read::forward(offset, limit);
+        self.with(move |c| {
+            Box::pin(async move { listing::page(&*c, &viewer, &filter, now, read).await })
+        })
+        .await
+    }
+
+    async fn list_page(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        page: super::page::SeedPage,
+    ) -> MetaResult<(u64, Vec<FileRecord>)> {
+        let (viewer, filter) = (viewer.clone(), filter.clone());
         self.with(move |c| {
             Box::pin(async move {
-                args.push(Box::new(as_i64(limit)));
-                args.push(Box::new(as_i64(offset)));
-                let n = args.len();
-                let sql = format!(
-                    "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-                     WHERE {cond} ORDER BY f.name, t.username, f.id LIMIT ${} OFFSET ${n}",
-                    n - 1
-                );
-                let st = c.prepare_cached(&sql).await?;
-                let rows = c.query(&st, &params(&args)).await?;
-                rows.iter().map(file_from_row).collect()
+                // One snapshot for the count and the page.
+                let tx = c
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let count = listing::count(&tx, &viewer, &filter, now).await?;
+                let files = match page.plan(count) {
+                    Some(read) => listing::page(&tx, &viewer, &filter, now, read).await?,
+                    None => Vec::new(),
+                };
+                tx.commit().await?;
+                Ok((count, files))
             })
         })
         .await
@@ -1001,7 +1020,11 @@ impl MetaBackend for Postgres {
         expired_before: Micros,
     ) -> MetaResult<Reaped> {
         self.with(move |c| {
-            Box::pin(async move { shared::reap(c, deleted_before, expired_before).await })
+            Box::pin(async move {
+                let reaped = shared::reap(c, deleted_before, expired_before).await?;
+                listing::fold_counts(&*c).await?;
+                Ok(reaped)
+            })
         })
         .await
     }
@@ -1334,6 +1357,20 @@ mod tests {
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
         crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
         crate::meta::seed::testing::shared_keys_go_with_the_last_row(&db).await;
+        drop(db);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop test database");
+    }
+
+    #[tokio::test]
+    #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
+    async fn seed_listing_counts_stay_exact() {
+        let Some((db, admin, name)) = fresh_store().await else {
+            return;
+        };
+        crate::meta::page::testing::counts_stay_exact(&db).await;
         drop(db);
         admin
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

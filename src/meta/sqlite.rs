@@ -14,6 +14,7 @@ use crate::domain::{
 };
 
 mod fsck;
+mod listing;
 mod names;
 mod pool;
 mod quota;
@@ -68,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "0009_seed_import",
         include_str!("../../migrations/sqlite/0009_seed_import.sql"),
+    ),
+    (
+        10,
+        "0010_listing_counts",
+        include_str!("../../migrations/sqlite/0010_listing_counts.sql"),
     ),
 ];
 
@@ -451,15 +457,9 @@ impl MetaBackend for Sqlite {
         filter: &ListFilter,
         now: Micros,
     ) -> MetaResult<u64> {
-        let (cond, args) = visible_where(viewer, filter, now);
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id WHERE {cond}"
-            );
-            let n: i64 = c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?;
-            Ok(n as u64)
-        })
-        .await
+        let (viewer, filter) = (viewer.clone(), filter.clone());
+        self.read(move |c| Ok(listing::count(c, &viewer, &filter, now)?))
+            .await
     }
 
     async fn list_files(
@@ -470,19 +470,32 @@ impl MetaBackend for Sqlite {
         offset: u64,
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>> {
-        let (cond, mut args) = visible_where(viewer, filter, now);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (viewer, filter) = (viewer.clone(), filter.clone());
+        let read = super::page::Read::forward(offset, limit);
+        self.read(move |c| Ok(listing::page(c, &viewer, &filter, now, read)?))
+            .await
+    }
+
+    async fn list_page(
+        &self,
+        viewer: &Tenant,
+        filter: &ListFilter,
+        now: Micros,
+        page: super::page::SeedPage,
+    ) -> MetaResult<(u64, Vec<FileRecord>)> {
+        let (viewer, filter) = (viewer.clone(), filter.clone());
         self.read(move |c| {
-            args.push(rusqlite::types::Value::Integer(limit as i64));
-            args.push(rusqlite::types::Value::Integer(offset as i64));
-            let n = args.len();
-            let sql = format!(
-                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-                 WHERE {cond} ORDER BY f.name, t.username, f.id LIMIT ?{} OFFSET ?{n}",
-                n - 1
-            );
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            // One read transaction: the count and the page come from one snapshot.
+            let tx = c.transaction()?;
+            let count = listing::count(&tx, &viewer, &filter, now)?;
+            let files = match page.plan(count) {
+                Some(read) => listing::page(&tx, &viewer, &filter, now, read)?,
+                None => Vec::new(),
+            };
+            Ok((count, files))
         })
         .await
     }
@@ -823,5 +836,17 @@ mod tests {
         db.migrate().await.expect("migrate");
         crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
         crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
+    }
+
+    #[tokio::test]
+    async fn seed_listing_counts_stay_exact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = super::Sqlite::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        crate::meta::MetaBackend::migrate(&db)
+            .await
+            .expect("migrate");
+        crate::meta::page::testing::counts_stay_exact(&db).await;
     }
 }
