@@ -26,7 +26,7 @@ use crate::domain::{
 };
 
 /// What a metadata store can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetaError {
     /// The store cannot be reached or did not answer in time; retrying later may work.
     #[error("metadata store unavailable: {0}")]
@@ -191,6 +191,11 @@ pub trait MetaBackend:
     /// 0 for a store without such a queue. For tests and diagnostics.
     fn writes_queued(&self) -> usize {
         0
+    }
+    /// Group commits so far (batches, the writes in them, the largest batch), for tests and
+    /// diagnostics; `None` for a store that commits each write on its own.
+    fn group_commits(&self) -> Option<(u64, u64, u64)> {
+        None
     }
 
     async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId>;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each harness uses its own subset.
 
+pub mod load;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,8 @@
 //!
 //! Layout under the root: `objects/t/{tenant}/{uuid}` for finished blobs and `tmp/t_{tenant}_{uuid}`
 //! for writes in progress. A write goes to the temporary file, is fsynced, renamed into place and
-//! the directory fsynced, so a blob is either whole under its key or absent. gc moves orphans to
+//! the directory fsynced, so a blob is either whole under its key or absent. Writes that finish
+//! together share their directory's fsync ([`dirsync`]). gc moves orphans to
 //! `quarantine/obj_t_{tenant}_{uuid}` (a finished blob) or `quarantine/tmp_t_{tenant}_{uuid}` (an
 //! unfinished write), from where an operator can move them back after restoring an older
 //! database, until gc deletes them after `gc.quarantine_secs`.
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+mod dirsync;
 mod resumable;
 
 use super::{
@@ -35,6 +37,7 @@ pub struct LocalStore {
     tmp: PathBuf,
     quarantine: PathBuf,
     budget: Arc<Budget>,
+    dir_syncs: Arc<dirsync::DirSyncs>,
 }
 
 impl From<std::io::Error> for BlobError {
@@ -66,6 +69,7 @@ impl LocalStore {
             tmp,
             quarantine,
             budget,
+            dir_syncs: Arc::default(),
         })
     }
 
@@ -91,6 +95,22 @@ struct LocalWriter {
     tmp: PathBuf,
     dest: PathBuf,
     budget: Arc<Budget>,
+    dir_syncs: Arc<dirsync::DirSyncs>,
+}
+
+/// Create `dir` and the missing directories above it, each made durable in its parent (a blob
+/// renamed into a directory whose own entry was lost would be lost with it).
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    create_dir_durably(parent)?;
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    std::fs::File::open(parent)?.sync_all()
 }
 
 #[async_trait]
@@ -110,19 +130,24 @@ impl BlobWriter for LocalWriter {
             .take()
             .ok_or_else(|| BlobError::Other("finished twice".into()))?;
         f.flush().await?;
-        f.sync_all().await?;
-        drop(f);
+        let f = f.into_std().await;
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let dir = dest.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
+        // The bytes, then the rename, in one trip to a blocking thread.
+        let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            f.sync_all()?;
+            drop(f);
+            let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
+            create_dir_durably(&dir)?;
             std::fs::rename(&tmp, &dest)?;
-            std::fs::File::open(dir)?.sync_all()
+            Ok(dir)
         })
         .await
         .map_err(|e| BlobError::Other(e.to_string()))??;
-        // Renamed: nothing left for Drop to clean.
+        // Renamed: nothing left for Drop to clean (gc's orphan sweep finds a blob whose
+        // directory sync failed, through its intent).
         self.tmp = PathBuf::new();
+        // Durable once its directory is synced: shared with the writes finishing meanwhile.
+        self.dir_syncs.sync(dir).await?;
         Ok(())
     }
 
@@ -175,6 +200,7 @@ impl BlobBackend for LocalStore {
             tmp,
             dest: self.object_path(key),
             budget: self.budget.clone(),
+            dir_syncs: self.dir_syncs.clone(),
         }))
     }
 

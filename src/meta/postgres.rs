@@ -17,7 +17,7 @@ use deadpool_postgres::{
 use futures_util::future::BoxFuture;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{NoTls, Row};
 
 use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::config::PostgresConfig;
@@ -26,6 +26,7 @@ use crate::domain::{
     TenantName,
 };
 
+mod commit;
 mod fsck;
 mod listing;
 mod names;
@@ -470,117 +471,6 @@ fn params(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// One attempt of `commit_file`: take the name's lock, lock the live row of the same name (if
-/// any), move its blob to garbage and delete it, insert the new row, drop the intent.
-async fn commit_once(
-    c: &mut Object,
-    tenant: &Tenant,
-    file: &NewFile,
-    now: Micros,
-    claim: &Claim,
-) -> Result<Option<(String, Option<String>)>, tokio_postgres::Error> {
-    // Read committed: each statement sees what was committed before it began, so the row
-    // committed by the lock's previous holder is found.
-    let tx = c
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .await?;
-    // The claim first: it row-locks the intent (or resumable upload), so a clean-up that would
-    // take it waits for this transaction and then finds it gone. Without it, nothing is
-    // committed (dropping `tx` rolls back).
-    let claimed = match claim {
-        Claim::Intent => {
-            tx.execute(
-                "DELETE FROM upload_intents WHERE blob_key = $1",
-                &[&file.blob_key.as_str()],
-            )
-            .await?
-        }
-        Claim::Tus { id, token } => {
-            tx.execute(
-                "DELETE FROM tus_uploads WHERE id = $1 AND lease_token = $2",
-                &[id, token],
-            )
-            .await?
-        }
-    };
-    if claimed != 1 {
-        return Ok(None);
-    }
-    let lock_key = format!(
-        "{}/{}/{}/{}",
-        tenant.id.0,
-        file.resource.as_str(),
-        file.resource_id.as_str(),
-        file.name.as_str()
-    );
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&COMMIT_LOCK_CLASS, &lock_key],
-    )
-    .await?;
-    let old = tx
-        .query_opt(
-            "SELECT id, blob_key FROM files WHERE tenant_id = $1 AND resource = $2
-               AND resource_id = $3 AND name = $4 AND deleted_at IS NULL FOR UPDATE",
-            &[
-                &tenant.id.0,
-                &file.resource.as_str(),
-                &file.resource_id.as_str(),
-                &file.name.as_str(),
-            ],
-        )
-        .await?;
-    let old = match old {
-        Some(r) => Some((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)),
-        None => None,
-    };
-    let mut freed = None;
-    if let Some((old_id, old_key)) = &old {
-        tx.execute("DELETE FROM files WHERE id = $1", &[old_id])
-            .await?;
-        // Another row may share the key (imported data): then it stays (DESIGN.md §7).
-        let n = tx
-            .execute(
-                "INSERT INTO garbage (blob_key, added_at) SELECT $1::text, $2::bigint
-                 WHERE NOT EXISTS (SELECT 1 FROM files WHERE blob_key = $1)
-                 ON CONFLICT (blob_key) DO NOTHING",
-                &[old_key, &now],
-            )
-            .await?;
-        freed = (n == 1).then(|| old_key.clone());
-    }
-    let id = crate::domain::new_file_id();
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO files (id, tenant_id, resource, resource_id, name, blob_key, size,
-                content_type, sha256, is_public, expire_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .await?;
-    tx.execute(
-        &insert,
-        &[
-            &id,
-            &tenant.id.0,
-            &file.resource.as_str(),
-            &file.resource_id.as_str(),
-            &file.name.as_str(),
-            &file.blob_key.as_str(),
-            &as_i64(file.size),
-            &file.content_type,
-            &file.sha256,
-            &file.is_public,
-            &file.expire_at,
-            &now,
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Some((id, freed)))
-}
-
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
@@ -826,7 +716,7 @@ impl MetaBackend for Postgres {
             Box::pin(async move {
                 let mut attempt = 1;
                 let (id, old_key) = loop {
-                    match commit_once(c, &tenant, &file, now, &claim).await {
+                    match commit::commit_once(c, &tenant, &file, now, &claim).await {
                         Ok(Some(done)) => break done,
                         Ok(None) => return Err(MetaError::Gone(file.blob_key.as_str().to_owned())),
                         // Both saw no live row; the other one is committed now, so the next

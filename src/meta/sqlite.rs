@@ -13,6 +13,8 @@ use crate::domain::{
     TenantName,
 };
 
+mod batch;
+mod commit;
 mod fsck;
 mod listing;
 mod names;
@@ -78,7 +80,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 pub struct Sqlite {
-    pool: pool::Pool,
+    pool: std::sync::Arc<pool::Pool>,
+    batch: batch::Batcher,
 }
 
 impl From<rusqlite::Error> for MetaError {
@@ -235,6 +238,10 @@ impl MetaBackend for Sqlite {
         Sqlite::writes_queued(self)
     }
 
+    fn group_commits(&self) -> Option<(u64, u64, u64)> {
+        Some(self.batch.stats())
+    }
+
     async fn ping(&self) -> MetaResult<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
@@ -337,32 +344,30 @@ impl MetaBackend for Sqlite {
         lease_until: Micros,
     ) -> MetaResult<()> {
         let (tid, key) = (tenant.id.0, key.as_str().to_owned());
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO upload_intents (blob_key, tenant_id, started_at, lease_until)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![key, tid, now, lease_until],
-            )?;
-            Ok(())
-        })
-        .await
+        self.batched(move |c| commit::record_intent(c, tid, &key, now, lease_until))
+            .await
     }
 
     async fn renew_intent(&self, key: &BlobKey, until: Micros) -> MetaResult<bool> {
         let key = key.as_str().to_owned();
-        self.with(move |c| {
-            Ok(c.execute(
-                "UPDATE upload_intents SET lease_until = ?2 WHERE blob_key = ?1",
-                params![key, until],
-            )? == 1)
+        self.batched(move |c| {
+            Ok(
+                c.prepare_cached("UPDATE upload_intents SET lease_until = ?2 WHERE blob_key = ?1")?
+                    .execute(params![key, until])?
+                    == 1,
+            )
         })
         .await
     }
 
     async fn drop_intent(&self, key: &BlobKey) -> MetaResult<bool> {
         let key = key.as_str().to_owned();
-        self.with(move |c| {
-            Ok(c.execute("DELETE FROM upload_intents WHERE blob_key = ?1", [key])? == 1)
+        self.batched(move |c| {
+            Ok(
+                c.prepare_cached("DELETE FROM upload_intents WHERE blob_key = ?1")?
+                    .execute([key])?
+                    == 1,
+            )
         })
         .await
     }
@@ -375,80 +380,8 @@ impl MetaBackend for Sqlite {
         claim: Claim,
     ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
         let tenant = tenant.clone();
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // The claim first: without it, nothing is committed (dropping `tx` rolls back).
-            let claimed = match &claim {
-                Claim::Intent => tx.execute(
-                    "DELETE FROM upload_intents WHERE blob_key = ?1",
-                    [file.blob_key.as_str()],
-                )?,
-                Claim::Tus { id, token } => tx.execute(
-                    "DELETE FROM tus_uploads WHERE id = ?1 AND lease_token = ?2",
-                    params![id, token],
-                )?,
-            };
-            if claimed != 1 {
-                return Err(MetaError::Gone(file.blob_key.as_str().to_owned()));
-            }
-            let old: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT id, blob_key FROM files WHERE tenant_id = ?1 AND resource = ?2
-                       AND resource_id = ?3 AND name = ?4 AND deleted_at IS NULL",
-                    params![
-                        tenant.id.0,
-                        file.resource.as_str(),
-                        file.resource_id.as_str(),
-                        file.name.as_str()
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let mut freed = None;
-            if let Some((old_id, old_key)) = &old {
-                tx.execute("DELETE FROM files WHERE id = ?1", [old_id])?;
-                // Another row may share the key (imported data): then it stays.
-                freed = shared::release(&tx, old_key, now)?.then(|| old_key.clone());
-            }
-            let id = crate::domain::new_file_id();
-            tx.execute(
-                "INSERT INTO files (id, tenant_id, resource, resource_id, name, blob_key, size,
-                    content_type, sha256, is_public, expire_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    id,
-                    tenant.id.0,
-                    file.resource.as_str(),
-                    file.resource_id.as_str(),
-                    file.name.as_str(),
-                    file.blob_key.as_str(),
-                    file.size as i64,
-                    file.content_type,
-                    file.sha256,
-                    file.is_public,
-                    file.expire_at,
-                    now
-                ],
-            )?;
-            tx.commit()?;
-            let record = FileRecord {
-                id,
-                tenant_id: tenant.id,
-                tenant_username: tenant.name.as_str().to_owned(),
-                resource: file.resource.as_str().to_owned(),
-                resource_id: file.resource_id.as_str().to_owned(),
-                name: file.name.as_str().to_owned(),
-                blob_key: file.blob_key,
-                size: file.size,
-                content_type: file.content_type,
-                sha256: file.sha256,
-                is_public: file.is_public,
-                expire_at: file.expire_at,
-                created_at: now,
-            };
-            Ok((record, freed.and_then(|k| BlobKey::from_stored(&k))))
-        })
-        .await
+        self.batched(move |c| commit::commit_file(c, &tenant, file, now, &claim))
+            .await
     }
 
     async fn count_files(

@@ -17,6 +17,7 @@ mod disk;
 mod edge;
 mod faults;
 mod gc;
+mod group_commit;
 mod h2_flow;
 mod hostile;
 mod hostile_forms;

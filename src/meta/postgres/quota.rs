@@ -143,12 +143,10 @@ impl QuotaStore for Postgres {
                     q.bytes.resolve(defaults.bytes).is_none()
                         && q.files.resolve(defaults.files).is_none()
                 };
-                let plain = c
-                    .query_opt(
-                        "SELECT quota_bytes, quota_files FROM tenants WHERE id = $1",
-                        &[&tenant.0],
-                    )
+                let st = c
+                    .prepare_cached("SELECT quota_bytes, quota_files FROM tenants WHERE id = $1")
                     .await?;
+                let plain = c.query_opt(&st, &[&tenant.0]).await?;
                 if let Some(row) = plain
                     && unlimited(&quota_from(&row)?)
                 {

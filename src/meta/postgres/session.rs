@@ -12,12 +12,11 @@ impl SessionStore for Postgres {
     async fn tenant_session(&self, id: TenantId) -> MetaResult<Option<(Tenant, i64)>> {
         self.with(move |c| {
             Box::pin(async move {
-                let row = c
-                    .query_opt(
-                        "SELECT id, username, session_epoch FROM tenants WHERE id = $1",
-                        &[&id.0],
-                    )
+                // Every authenticated request asks: prepared once per connection.
+                let st = c
+                    .prepare_cached("SELECT id, username, session_epoch FROM tenants WHERE id = $1")
                     .await?;
+                let row = c.query_opt(&st, &[&id.0]).await?;
                 match row {
                     Some(r) => Ok(Some((tenant_from_row(&r)?, r.try_get(2)?))),
                     None => Ok(None),

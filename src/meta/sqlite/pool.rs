@@ -41,10 +41,10 @@ struct Slot {
 }
 
 /// One call counted in [`Slot::queued`] until it is dropped.
-struct InQueue(Arc<AtomicUsize>);
+pub(super) struct InQueue(Arc<AtomicUsize>);
 
 impl InQueue {
-    fn enter(n: &Arc<AtomicUsize>) -> InQueue {
+    pub(super) fn enter(n: &Arc<AtomicUsize>) -> InQueue {
         n.fetch_add(1, Ordering::SeqCst);
         InQueue(n.clone())
     }
@@ -95,6 +95,20 @@ impl Slot {
 }
 
 impl Pool {
+    /// Run `f` on a writer connection.
+    pub(super) async fn write<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> MetaResult<T> + Send + 'static,
+    {
+        self.run(&self.writer, f).await
+    }
+
+    /// Count one more write waiting for the store (a batched one, see `batch`).
+    pub(super) fn enter_write_queue(&self) -> InQueue {
+        InQueue::enter(&self.writer.queued)
+    }
+
     async fn run<T, F>(&self, slot: &Slot, f: F) -> MetaResult<T>
     where
         T: Send + 'static,
@@ -169,13 +183,15 @@ impl Sqlite {
         })
         .await
         .map_err(|e| MetaError::Internal(e.to_string()))??;
+        let pool = Arc::new(Pool {
+            path: path.to_owned(),
+            busy,
+            writer: Slot::new(writer, false),
+            readers: Slot::new(readers, true),
+        });
         Ok(Sqlite {
-            pool: Pool {
-                path: path.to_owned(),
-                busy,
-                writer: Slot::new(writer, false),
-                readers: Slot::new(readers, true),
-            },
+            batch: super::batch::Batcher::start(pool.clone()),
+            pool,
         })
     }
 
@@ -187,6 +203,17 @@ impl Sqlite {
         F: FnOnce(&mut Connection) -> MetaResult<T> + Send + 'static,
     {
         self.pool.run(&self.pool.writer, f).await
+    }
+
+    /// Run `f` in the next group commit ([`super::batch`]): in a transaction shared with the
+    /// writes ready at the same moment, under a savepoint of its own (so `f` opens no
+    /// transaction). Answered once that transaction committed.
+    pub(super) async fn batched<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> MetaResult<T> + Send + 'static,
+    {
+        self.batch.write(f).await
     }
 
     /// Writes waiting for a writer connection or running on one.

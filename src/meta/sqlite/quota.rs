@@ -174,11 +174,9 @@ impl QuotaStore for Sqlite {
 
     async fn release(&self, key: &BlobKey) -> MetaResult<()> {
         let key = key.as_str().to_owned();
-        self.with(move |c| {
-            c.execute(
-                "DELETE FROM quota_reservations WHERE blob_key = ?1",
-                params![key],
-            )?;
+        self.batched(move |c| {
+            c.prepare_cached("DELETE FROM quota_reservations WHERE blob_key = ?1")?
+                .execute(params![key])?;
             Ok(())
         })
         .await
