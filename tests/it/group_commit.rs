@@ -87,7 +87,7 @@ async fn answered_uploads_survive_a_sigkill(meta: MetaStore) {
     let t = server.token("john1").await;
     let r = server
         .client
-        .get(server.url("/api/files/product/1"))
+        .get(server.url("/api/files/product/1?page_size=100"))
         .bearer_auth(&t)
         .send()
         .await
