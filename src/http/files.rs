@@ -3,10 +3,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::TryStreamExt;
-use http::{HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
 use super::error::ApiError;
 use super::wire::{FileInfo, FileWithUrl, Message, Page, respond};
 use super::{AppState, Ctx, Response, query};
@@ -14,6 +10,10 @@ use crate::domain::disposition::content_disposition;
 use crate::domain::{FileRecord, Micros, Resource, ResourceId, Tenant, TenantId, now_micros};
 use crate::meta::ListFilter;
 use crate::service::PageInfo;
+use futures_util::TryStreamExt;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
 
 /// `page_size` when the client gives none (the seed's).
 const DEFAULT_PAGE_SIZE: u64 = 10;

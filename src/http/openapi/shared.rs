@@ -127,7 +127,7 @@ named_schema! {
     );
     /// A file's lifetime in seconds.
     ExpiresIn => or_blank(
-        integer(1, MAX_EXPIRES_IN_SECS as i64),
+        integer(1, MAX_EXPIRES_IN_SECS),
         "Seconds until the file expires; not with `expire_at`.",
     );
     /// A file's expiry time.
