@@ -3,5 +3,7 @@
 
 pub mod args;
 pub mod logging;
+#[cfg(test)]
+mod man;
 pub mod serve;
 pub mod tenant;
