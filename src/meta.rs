@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod quota;
 pub mod seed;
 pub mod session;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod tus;
 

@@ -1,14 +1,15 @@
-//! What the SQLite store's queries share: the file row's columns and their mapping to
-//! `FileRecord` and `Tenant`, the listing's `WHERE` clause and keyset query, blob keys from
-//! rows; and how rusqlite's errors become `MetaError`s.
+//! What the SQLite store's queries share: the file row's mapping to `FileRecord` and `Tenant`,
+//! the listing's `WHERE` clause and keyset query (their text is `meta::sql`'s, in the SQLite
+//! dialect, with parameters as rusqlite values), blob keys from rows; and how rusqlite's errors
+//! become `MetaError`s.
 
 use rusqlite::Row;
 
 use crate::domain::{BlobKey, FileRecord, Micros, Tenant, TenantId, TenantName};
+use crate::meta::sql::{self, Arg, Dialect};
 use crate::meta::{ListFilter, MetaError};
 
-pub(super) const FILE_COLUMNS: &str = "f.id, f.tenant_id, t.username, f.resource, f.resource_id, f.name, \
-     f.blob_key, f.size, f.content_type, f.sha256, f.is_public, f.expire_at, f.created_at";
+pub(super) use crate::meta::sql::FILE_COLUMNS;
 
 pub(super) fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileRecord> {
     let key: String = r.get(6)?;
@@ -47,68 +48,6 @@ pub(super) fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     })
 }
 
-/// The `WHERE` clause of every listing and its parameters: visibility first, then filters.
-pub(super) fn visible_where(
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    let mut sql = String::from(
-        "f.deleted_at IS NULL AND (f.expire_at IS NULL OR f.expire_at > ?1) \
-         AND (f.tenant_id = ?2 OR f.is_public = 1)",
-    );
-    let mut args = vec![Value::Integer(now), Value::Integer(viewer.id.0)];
-    let mut add = |col: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            args.push(Value::Text(v.clone()));
-            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-        }
-    };
-    add("f.resource", &filter.resource);
-    add("f.resource_id", &filter.resource_id);
-    add("t.username", &filter.tenant_username);
-    (sql, args)
-}
-
-/// The keyset listing's query, for `visible_where`'s `cond` (whose `?2` is the viewer) and its
-/// `n` parameters; then come the cursor's three (if `after`) and the limit.
-///
-/// What the viewer sees is its own files and the public ones: two branches, each read in name order
-/// from the cursor through an index of exactly its rows (`files_tenant_name`, `files_live_key`;
-/// `files_public_name`, `files_public_resource_name`, `files_public_tenant_name`) and cut at the
-/// limit, then merged (`UNION` keeps one copy of the viewer's public files, in both): a page reads
-/// about `limit` index entries per branch however deep it is and whatever other tenants store.
-/// `f.name >= name` is the row comparison's index-usable part (its other columns come from two
-/// tables); files sharing the cursor's name are read again on each page.
-pub(super) fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
-    let (keyset, lim) = if after {
-        (
-            format!(
-                " AND f.name >= ?{a} AND (f.name, t.username, f.id) > (?{a}, ?{b}, ?{c})",
-                a = n + 1,
-                b = n + 2,
-                c = n + 3
-            ),
-            n + 4,
-        )
-    } else {
-        (String::new(), n + 1)
-    };
-    let branch = |visible: &str| {
-        format!(
-            "SELECT * FROM (SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-             WHERE {cond} AND {visible}{keyset}
-             ORDER BY f.name, t.username, f.id LIMIT ?{lim})"
-        )
-    };
-    format!(
-        "{} UNION {} ORDER BY name, username, id LIMIT ?{lim}",
-        branch("f.tenant_id = ?2"),
-        branch("f.is_public = 1"),
-    )
-}
-
 /// The well-formed blob keys among a query's rows.
 pub(super) fn blob_keys(
     rows: impl Iterator<Item = rusqlite::Result<String>>,
@@ -130,4 +69,27 @@ impl From<rusqlite::Error> for MetaError {
             _ => MetaError::Internal(e.to_string()),
         }
     }
+}
+
+/// The listing's `WHERE` clause and its parameters (see `meta::sql::visible_where`).
+pub(super) fn visible_where(
+    viewer: &Tenant,
+    filter: &ListFilter,
+    now: Micros,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let (sql, args) = sql::visible_where(Dialect::Sqlite, viewer, filter, now);
+    let args = args
+        .into_iter()
+        .map(|a| match a {
+            Arg::Int(n) => Value::Integer(n),
+            Arg::Text(s) => Value::Text(s),
+        })
+        .collect();
+    (sql, args)
+}
+
+/// The keyset listing's query (see `meta::sql::keyset_sql`).
+pub(super) fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
+    sql::keyset_sql(Dialect::Sqlite, cond, n, after)
 }
