@@ -5,7 +5,7 @@
 //! connections of their own and never wait for a write (see `pool`).
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
 use crate::domain::{
@@ -23,7 +23,12 @@ mod quota;
 mod seed;
 mod session;
 mod shared;
+mod sql;
+#[cfg(test)]
+mod tests;
 mod tus;
+
+use sql::{FILE_COLUMNS, blob_keys, file_from_row, keyset_sql, tenant_from_row, visible_where};
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -82,120 +87,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct Sqlite {
     pool: std::sync::Arc<pool::Pool>,
     batch: batch::Batcher,
-}
-
-impl From<rusqlite::Error> for MetaError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                MetaError::Unavailable(e.to_string())
-            }
-            Some(rusqlite::ErrorCode::ConstraintViolation) => MetaError::Conflict(e.to_string()),
-            _ => MetaError::Internal(e.to_string()),
-        }
-    }
-}
-
-const FILE_COLUMNS: &str = "f.id, f.tenant_id, t.username, f.resource, f.resource_id, f.name, \
-     f.blob_key, f.size, f.content_type, f.sha256, f.is_public, f.expire_at, f.created_at";
-
-fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileRecord> {
-    let key: String = r.get(6)?;
-    let blob_key = BlobKey::from_stored(&key).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            6,
-            rusqlite::types::Type::Text,
-            format!("malformed blob key {key:?}").into(),
-        )
-    })?;
-    Ok(FileRecord {
-        id: r.get(0)?,
-        tenant_id: TenantId(r.get(1)?),
-        tenant_username: r.get(2)?,
-        resource: r.get(3)?,
-        resource_id: r.get(4)?,
-        name: r.get(5)?,
-        blob_key,
-        size: r.get::<_, i64>(7)? as u64,
-        content_type: r.get(8)?,
-        sha256: r.get(9)?,
-        is_public: r.get(10)?,
-        expire_at: r.get(11)?,
-        created_at: r.get(12)?,
-    })
-}
-
-fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
-    let name: String = r.get(1)?;
-    let name = TenantName::parse(&name).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
-    })?;
-    Ok(Tenant {
-        id: TenantId(r.get(0)?),
-        name,
-    })
-}
-
-/// The `WHERE` clause of every listing and its parameters: visibility first, then filters.
-fn visible_where(
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    let mut sql = String::from(
-        "f.deleted_at IS NULL AND (f.expire_at IS NULL OR f.expire_at > ?1) \
-         AND (f.tenant_id = ?2 OR f.is_public = 1)",
-    );
-    let mut args = vec![Value::Integer(now), Value::Integer(viewer.id.0)];
-    let mut add = |col: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            args.push(Value::Text(v.clone()));
-            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-        }
-    };
-    add("f.resource", &filter.resource);
-    add("f.resource_id", &filter.resource_id);
-    add("t.username", &filter.tenant_username);
-    (sql, args)
-}
-
-/// The keyset listing's query, for `visible_where`'s `cond` (whose `?2` is the viewer) and its
-/// `n` parameters; then come the cursor's three (if `after`) and the limit.
-///
-/// What the viewer sees is its own files and the public ones: two branches, each read in name order
-/// from the cursor through an index of exactly its rows (`files_tenant_name`, `files_live_key`;
-/// `files_public_name`, `files_public_resource_name`, `files_public_tenant_name`) and cut at the
-/// limit, then merged (`UNION` keeps one copy of the viewer's public files, in both): a page reads
-/// about `limit` index entries per branch however deep it is and whatever other tenants store.
-/// `f.name >= name` is the row comparison's index-usable part (its other columns come from two
-/// tables); files sharing the cursor's name are read again on each page.
-fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
-    let (keyset, lim) = if after {
-        (
-            format!(
-                " AND f.name >= ?{a} AND (f.name, t.username, f.id) > (?{a}, ?{b}, ?{c})",
-                a = n + 1,
-                b = n + 2,
-                c = n + 3
-            ),
-            n + 4,
-        )
-    } else {
-        (String::new(), n + 1)
-    };
-    let branch = |visible: &str| {
-        format!(
-            "SELECT * FROM (SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-             WHERE {cond} AND {visible}{keyset}
-             ORDER BY f.name, t.username, f.id LIMIT ?{lim})"
-        )
-    };
-    format!(
-        "{} UNION {} ORDER BY name, username, id LIMIT ?{lim}",
-        branch("f.tenant_id = ?2"),
-        branch("f.is_public = 1"),
-    )
 }
 
 #[async_trait]
@@ -693,93 +584,5 @@ impl MetaBackend for Sqlite {
             .optional()?)
         })
         .await
-    }
-}
-
-/// The well-formed blob keys among a query's rows.
-fn blob_keys(
-    rows: impl Iterator<Item = rusqlite::Result<String>>,
-) -> rusqlite::Result<Vec<BlobKey>> {
-    let mut keys = Vec::new();
-    for k in rows {
-        keys.extend(BlobKey::from_stored(&k?));
-    }
-    Ok(keys)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::MIGRATIONS;
-
-    #[test]
-    fn every_migration_file_is_embedded_in_order() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .expect("migrations dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".sql"))
-            .map(|n| n.trim_end_matches(".sql").to_owned())
-            .collect();
-        files.sort();
-        let embedded: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
-        assert_eq!(files, embedded);
-        let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
-        assert!(versions.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[tokio::test]
-    async fn migrating_twice_applies_nothing_the_second_time() {
-        use crate::meta::MetaBackend;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = super::Sqlite::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        assert_eq!(db.migrate().await.expect("first"), MIGRATIONS.len());
-        assert_eq!(db.migrate().await.expect("second"), 0);
-    }
-
-    #[tokio::test]
-    async fn a_schema_from_a_newer_mtfu_is_refused() {
-        use crate::meta::MetaBackend;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = super::Sqlite::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        db.migrate().await.expect("migrate");
-        db.with(|c| {
-            c.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 0)",
-                [],
-            )?;
-            Ok(())
-        })
-        .await
-        .expect("insert");
-        let err = db.migrate().await.expect_err("refused").to_string();
-        assert!(err.contains("migration 999, newer than this mtfu"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn keyset_pages_follow_offset_order() {
-        use crate::meta::MetaBackend;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = super::Sqlite::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        db.migrate().await.expect("migrate");
-        crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
-        crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
-    }
-
-    #[tokio::test]
-    async fn seed_listing_counts_stay_exact() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = super::Sqlite::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        crate::meta::MetaBackend::migrate(&db)
-            .await
-            .expect("migrate");
-        crate::meta::page::testing::counts_stay_exact(&db).await;
     }
 }
