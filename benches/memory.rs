@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures_util::Stream;
-use reqwest::multipart::{Form, Part};
+use reqwest::multipart::Part;
 use tokio_postgres::NoTls;
 
 use common::{MIB, Mtfu, env_u64, mtfu_bin, mtfu_command, pattern, proc_mib, start_s3};
@@ -45,28 +45,6 @@ fn body_stream(
         let n = (size - i * chunk).min(chunk) as usize;
         Ok(pattern.slice(0..n))
     }))
-}
-
-async fn upload(m: &Mtfu, token: &str, rid: &str, name: &str, part: Part) -> Result<()> {
-    let form = Form::new()
-        .text("resource", "mem")
-        .text("resource_id", rid.to_owned())
-        .part("file", part.file_name(name.to_owned()));
-    let r = m
-        .client
-        .post(format!("{}/api/upload", m.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await?;
-    let status = r.status();
-    if !status.is_success() {
-        bail!(
-            "upload {name}: {status} {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
-    Ok(())
 }
 
 struct Figures {
@@ -100,9 +78,9 @@ async fn run(m: Mtfu) -> Result<Figures> {
         set.spawn(async move {
             for i in (c..small).step_by(clients) {
                 let part = Part::stream(body.clone());
-                upload(
-                    &m,
+                m.upload_part(
                     &token,
+                    "mem",
                     &(i % 100).to_string(),
                     &format!("s{i}.bin"),
                     part,
@@ -134,7 +112,8 @@ async fn run(m: Mtfu) -> Result<Figures> {
                 reqwest::Body::wrap_stream(body_stream(big_size, pattern())),
                 big_size,
             );
-            upload(&m, &token, "big", &format!("b{i}.bin"), part).await
+            m.upload_part(&token, "mem", "big", &format!("b{i}.bin"), part)
+                .await
         });
     }
     while let Some(r) = set.join_next().await {

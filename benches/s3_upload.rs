@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
@@ -36,7 +36,7 @@ use futures_util::{Stream, StreamExt};
 use mtfu::blob::s3::S3Store;
 use mtfu::config::S3BlobConfig;
 use mtfu::upload::Budget;
-use reqwest::multipart::{Form, Part};
+use reqwest::multipart::Part;
 use sha2::{Digest, Sha256};
 
 use common::{
@@ -220,27 +220,15 @@ impl Mtfu {
             reqwest::Body::wrap_stream(body_stream(size, pattern())),
             size,
         )
-        .file_name(format!("bench{i}.bin"))
         .mime_str("application/octet-stream")?;
-        let form = Form::new()
-            .text("resource", "bench")
-            .text("resource_id", i.to_string())
-            .part("file", part);
-        let r = self
-            .client
-            .post(format!("{}/api/upload", self.base))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await?;
-        let status = r.status();
-        if !status.is_success() {
-            bail!(
-                "upload {i}: {status} {}",
-                r.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
+        self.upload_part(
+            token,
+            "bench",
+            &i.to_string(),
+            &format!("bench{i}.bin"),
+            part,
+        )
+        .await
     }
 }
 

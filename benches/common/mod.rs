@@ -197,6 +197,37 @@ impl Mtfu {
         proc_mib(self.pid(), "VmHWM")
     }
 
+    /// `POST /api/upload` of `part` (named `name`) to `resource`/`resource_id` with `token`;
+    /// an error unless it is answered 2xx.
+    pub async fn upload_part(
+        &self,
+        token: &str,
+        resource: &str,
+        resource_id: &str,
+        name: &str,
+        part: reqwest::multipart::Part,
+    ) -> Result<()> {
+        let form = reqwest::multipart::Form::new()
+            .text("resource", resource.to_owned())
+            .text("resource_id", resource_id.to_owned())
+            .part("file", part.file_name(name.to_owned()));
+        let r = self
+            .client
+            .post(format!("{}/api/upload", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!(
+                "upload {name}: {status} {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     /// An access token of demo tenant `user`.
     pub async fn token(&self, user: &str) -> Result<String> {
         let r = self
