@@ -167,6 +167,15 @@ impl ListCursor {
     }
 }
 
+/// A tenant as `mtfu tenant list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantEntry {
+    pub tenant: Tenant,
+    pub created_at: Micros,
+    /// The last successful password login; `None` before the first.
+    pub last_login_at: Option<Micros>,
+}
+
 /// What `gc` found and removed from the metadata store in one sweep of file rows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reaped {
@@ -203,7 +212,8 @@ pub trait MetaBackend:
     /// The tenant and its password hash.
     async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>>;
     async fn tenant_by_id(&self, id: TenantId) -> MetaResult<Option<Tenant>>;
-    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>>;
+    /// Every tenant, by name, with when it was created and last logged in.
+    async fn list_tenants(&self) -> MetaResult<Vec<TenantEntry>>;
     /// Remove a tenant; the blobs of its files go to the garbage table. False if there was none.
     async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool>;
     /// Set the password and end every session issued until now (the session epoch rises).

@@ -28,16 +28,18 @@ pub async fn run(cfg: &Config, command: TenantCommand) -> anyhow::Result<()> {
             let now = mtfu::domain::now_micros();
             let defaults = (cfg.limits.quota_bytes, cfg.limits.quota_files);
             let mut rows = Vec::new();
-            for t in meta.list_tenants().await? {
-                let (u, q) = meta.usage(t.id, now).await?;
+            for e in meta.list_tenants().await? {
+                let (u, q) = meta.usage(e.tenant.id, now).await?;
                 rows.push(serde_json::json!({
-                    "name": t.name.as_str(),
+                    "name": e.tenant.name.as_str(),
                     "files": u.files,
                     "bytes": u.bytes,
                     "quota_bytes": q.bytes.resolve(defaults.0),
                     "quota_files": q.files.resolve(defaults.1),
                     "reserved_bytes": u.reserved_bytes,
                     "reserved_files": u.reserved_files,
+                    "created": rfc3339(Some(e.created_at)),
+                    "last_login": rfc3339(e.last_login_at),
                 }));
             }
             if json {
@@ -48,18 +50,27 @@ pub async fn run(cfg: &Config, command: TenantCommand) -> anyhow::Result<()> {
                     other => other.to_string().trim_matches('"').to_owned(),
                 };
                 println!(
-                    "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14}",
-                    "NAME", "FILES", "BYTES", "QUOTA_BYTES", "QUOTA_FILES", "RESERVED"
+                    "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14} {:<20} {:<20}",
+                    "NAME",
+                    "FILES",
+                    "BYTES",
+                    "QUOTA_BYTES",
+                    "QUOTA_FILES",
+                    "RESERVED",
+                    "CREATED",
+                    "LAST_LOGIN"
                 );
                 for r in &rows {
                     println!(
-                        "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14}",
+                        "{:<24} {:>8} {:>14} {:>14} {:>10} {:>14} {:<20} {:<20}",
                         show(&r["name"]),
                         show(&r["files"]),
                         show(&r["bytes"]),
                         show(&r["quota_bytes"]),
                         show(&r["quota_files"]),
-                        show(&r["reserved_bytes"])
+                        show(&r["reserved_bytes"]),
+                        to_seconds(show(&r["created"])),
+                        to_seconds(show(&r["last_login"]))
                     );
                 }
             }
@@ -186,4 +197,19 @@ pub async fn init_data(cfg: &Config, meta: &Meta) -> anyhow::Result<()> {
          others can reach."
     );
     Ok(())
+}
+
+/// A time for `--json`: RFC 3339 with microseconds, or null (never logged in).
+fn rfc3339(t: Option<mtfu::domain::Micros>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| {
+        mtfu::domain::format_micros(t).into()
+    })
+}
+
+/// A time for the table: RFC 3339 to the second (`2026-12-02T04:50:00Z`).
+fn to_seconds(t: String) -> String {
+    match t.get(..19) {
+        Some(secs) if t.len() > 20 => format!("{secs}Z"),
+        _ => t,
+    }
 }

@@ -87,6 +87,12 @@ pub async fn obtain(
         return Err(ApiError::BadCredentials);
     };
     attempt.succeeded();
+    // For `mtfu tenant list`; a store that cannot record it cannot issue the session either.
+    state
+        .files
+        .meta
+        .record_login(tenant.id, crate::domain::now_micros())
+        .await?;
     if let Some(old) = imported {
         super::seed_tokens::upgrade_password(state, &tenant, &old, password).await;
     }

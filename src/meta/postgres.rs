@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::IsolationLevel;
 
-use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{
+    Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped, TenantEntry,
+};
 use crate::domain::{
     BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
     TenantName,
@@ -91,7 +93,7 @@ impl MetaBackend for Postgres {
         tenants::tenant_by_id(self, id).await
     }
 
-    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
+    async fn list_tenants(&self) -> MetaResult<Vec<TenantEntry>> {
         tenants::list_tenants(self).await
     }
 

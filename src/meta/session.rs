@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 
 use super::MetaResult;
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{Micros, Tenant, TenantId};
 
 #[async_trait]
 pub trait SessionStore {
@@ -22,4 +22,6 @@ pub trait SessionStore {
     /// End every session of the tenant issued until now; its new epoch, `None` if there is no
     /// such tenant.
     async fn end_sessions(&self, id: TenantId) -> MetaResult<Option<i64>>;
+    /// Note a successful password login at `at` (`tenants.last_login_at`, migration 0011).
+    async fn record_login(&self, id: TenantId, at: Micros) -> MetaResult<()>;
 }

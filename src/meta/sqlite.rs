@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped};
+use super::{
+    Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped, TenantEntry,
+};
 use crate::domain::{
     BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
     TenantName,
@@ -81,6 +83,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "0010_listing_counts",
         include_str!("../../migrations/sqlite/0010_listing_counts.sql"),
+    ),
+    (
+        11,
+        "0011_last_login",
+        include_str!("../../migrations/sqlite/0011_last_login.sql"),
     ),
 ];
 
@@ -169,10 +176,18 @@ impl MetaBackend for Sqlite {
         .await
     }
 
-    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
+    async fn list_tenants(&self) -> MetaResult<Vec<TenantEntry>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT id, username FROM tenants ORDER BY username")?;
-            let rows = st.query_map([], tenant_from_row)?;
+            let mut st = c.prepare(
+                "SELECT id, username, created_at, last_login_at FROM tenants ORDER BY username",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(TenantEntry {
+                    tenant: tenant_from_row(r)?,
+                    created_at: r.get(2)?,
+                    last_login_at: r.get(3)?,
+                })
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -236,12 +236,38 @@ pub async fn look_alike_tenants_are_refused_by_the_store() {
         .await
         .expect("list")
         .into_iter()
-        .map(|t| t.name.to_string())
+        .map(|t| t.tenant.name.to_string())
         .collect();
     assert_eq!(names, ["john1", "john2", "john3", "john4"]);
 }
 
+/// A password login is recorded (`mtfu tenant list`'s LAST_LOGIN); a failed one is not, and a
+/// tenant never logged in has none.
+pub async fn a_password_login_is_recorded_for_the_tenant_list() {
+    let app = spawn_app().await;
+    let meta = &app.state.files.meta;
+    let before = mtfu::domain::now_micros();
+    let _ = app.token("john1").await;
+    let bad = app
+        .client
+        .post(app.url("/api/token/"))
+        .form(&[("username", "john2"), ("password", "wrong")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(bad.status(), 401);
+    let list = meta.list_tenants().await.expect("list");
+    let entry = |n: &str| list.iter().find(|e| e.tenant.name.as_str() == n).expect(n);
+    let john1 = entry("john1");
+    let at = john1.last_login_at.expect("john1 logged in");
+    assert!(at >= before && at <= mtfu::domain::now_micros(), "{at}");
+    assert!(john1.created_at <= before && john1.created_at > 0);
+    assert_eq!(entry("john2").last_login_at, None, "a failed login is none");
+    assert_eq!(entry("john3").last_login_at, None);
+}
+
 crate::store_matrix!(
+    a_password_login_is_recorded_for_the_tenant_list,
     nul_and_invalid_text_is_refused_at_the_edge_never_500,
     file_names_are_nfc_and_hide_nothing,
     look_alike_tenants_are_refused_by_the_store,

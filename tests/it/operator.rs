@@ -126,6 +126,15 @@ fn tenant_list_shows_usage_and_quotas_and_speaks_json() {
         table.contains("QUOTA_BYTES") && table.contains("john10"),
         "{table}"
     );
+    let header = table.lines().next().expect("a header");
+    assert!(
+        header.contains("CREATED") && header.ends_with("LAST_LOGIN"),
+        "{header}"
+    );
+    // Never logged in: "-"; created: to the second.
+    let john1 = table.lines().find(|l| l.starts_with("john1 ")).expect("john1");
+    assert!(john1.trim_end().ends_with(" -"), "{john1}");
+    assert!(john1.contains("Z "), "{john1}");
     let json = crate::cli::mtfu(dir.path(), &["tenant", "list", "--json"], None);
     let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
     let rows = v.as_array().expect("array");
@@ -135,6 +144,9 @@ fn tenant_list_shows_usage_and_quotas_and_speaks_json() {
     assert_eq!(john2["files"], 0);
     assert_eq!(john2["bytes"], 0);
     assert!(john2["quota_bytes"].is_null());
+    assert!(john2["last_login"].is_null(), "never logged in");
+    let created = john2["created"].as_str().expect("created");
+    assert!(mtfu::domain::parse_rfc3339(created).is_some(), "{created}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_listing_counts",
         include_str!("../../../migrations/postgres/0010_listing_counts.sql"),
     ),
+    (
+        11,
+        "0011_last_login",
+        include_str!("../../../migrations/postgres/0011_last_login.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mtfu" in ASCII), so that nodes starting at

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Postgres, tenant_from_row};
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{Micros, Tenant, TenantId};
 use crate::meta::MetaResult;
 use crate::meta::session::SessionStore;
 
@@ -57,6 +57,20 @@ impl SessionStore for Postgres {
                     )
                     .await?;
                 row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+            })
+        })
+        .await
+    }
+
+    async fn record_login(&self, id: TenantId, at: Micros) -> MetaResult<()> {
+        self.with(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE tenants SET last_login_at = $2 WHERE id = $1",
+                    &[&id.0, &at],
+                )
+                .await?;
+                Ok(())
             })
         })
         .await

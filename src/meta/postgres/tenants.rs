@@ -3,7 +3,7 @@
 
 use super::{Postgres, tenant_from_row};
 use crate::domain::{Tenant, TenantId, TenantName};
-use crate::meta::MetaResult;
+use crate::meta::{MetaResult, TenantEntry};
 
 pub(super) async fn tenant_by_name(
     pg: &Postgres,
@@ -39,13 +39,25 @@ pub(super) async fn tenant_by_id(pg: &Postgres, id: TenantId) -> MetaResult<Opti
     .await
 }
 
-pub(super) async fn list_tenants(pg: &Postgres) -> MetaResult<Vec<Tenant>> {
+pub(super) async fn list_tenants(pg: &Postgres) -> MetaResult<Vec<TenantEntry>> {
     pg.with(|c| {
         Box::pin(async move {
             let rows = c
-                .query("SELECT id, username FROM tenants ORDER BY username", &[])
+                .query(
+                    "SELECT id, username, created_at, last_login_at FROM tenants
+                      ORDER BY username",
+                    &[],
+                )
                 .await?;
-            rows.iter().map(tenant_from_row).collect()
+            rows.iter()
+                .map(|r| {
+                    Ok(TenantEntry {
+                        tenant: tenant_from_row(r)?,
+                        created_at: r.try_get(2)?,
+                        last_login_at: r.try_get(3)?,
+                    })
+                })
+                .collect()
         })
     })
     .await

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Sqlite, tenant_from_row};
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{Micros, Tenant, TenantId};
 use crate::meta::MetaResult;
 use crate::meta::session::SessionStore;
 
@@ -46,6 +46,17 @@ impl SessionStore for Sqlite {
                 |r| r.get(0),
             )
             .optional()?)
+        })
+        .await
+    }
+
+    async fn record_login(&self, id: TenantId, at: Micros) -> MetaResult<()> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE tenants SET last_login_at = ?2 WHERE id = ?1",
+                params![id.0, at],
+            )?;
+            Ok(())
         })
         .await
     }
