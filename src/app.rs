@@ -164,6 +164,7 @@ impl App {
             hooks: crate::hooks::Hooks::default(),
         };
         let state = Arc::new(AppState {
+            windows: crate::http::windows::WindowGrants::new(&cfg.http2),
             cfg: Arc::new(cfg),
             auth,
             files,

@@ -73,8 +73,8 @@ pub fn describe() {
         ),
         (
             "mtfu_http2_window_bytes",
-            "Buffer budget held by HTTP/2 connections' flow-control windows (bytes they may \
-             receive unread).",
+            "http2.window_budget held by HTTP/2 connections' flow-control windows (bytes they \
+             may receive unread).",
             Unit::Bytes,
         ),
     ] {

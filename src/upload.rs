@@ -27,8 +27,6 @@ pub struct Budget {
     units: u64,
     in_use: AtomicU64,
     high_water: AtomicU64,
-    /// Held by HTTP/2 flow-control windows (see [`crate::http::windows`]), not in `in_use`.
-    windows: AtomicU64,
 }
 
 /// Bytes of the budget held; released on drop.
@@ -36,7 +34,6 @@ pub struct BudgetPermit {
     _permit: OwnedSemaphorePermit,
     bytes: u64,
     budget: Arc<Budget>,
-    windows: bool,
 }
 
 impl Budget {
@@ -47,7 +44,6 @@ impl Budget {
             units,
             in_use: AtomicU64::new(0),
             high_water: AtomicU64::new(0),
-            windows: AtomicU64::new(0),
         })
     }
 
@@ -56,12 +52,7 @@ impl Budget {
         self.units * UNIT
     }
 
-    /// Bytes held by HTTP/2 connections' flow-control windows right now.
-    pub fn windows(&self) -> u64 {
-        self.windows.load(Ordering::Acquire)
-    }
-
-    /// Bytes held for upload buffers right now (windows not included).
+    /// Bytes held for upload buffers right now.
     pub fn in_use(&self) -> u64 {
         self.in_use.load(Ordering::Relaxed)
     }
@@ -82,29 +73,6 @@ impl Budget {
         self.held(permit, units)
     }
 
-    /// `bytes` (rounded up to whole KiB) for HTTP/2 flow-control windows, if they are free now
-    /// and windows would then hold at most `share` bytes; never waits.
-    pub fn try_acquire_windows(self: &Arc<Self>, bytes: u64, share: u64) -> Option<BudgetPermit> {
-        let units = bytes.div_ceil(UNIT).max(1);
-        let held = units * UNIT;
-        self.windows
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w + held <= share).then_some(w + held)
-            })
-            .ok()?;
-        let Ok(permit) = self.sem.clone().try_acquire_many_owned(units as u32) else {
-            self.windows.fetch_sub(held, Ordering::AcqRel);
-            return None;
-        };
-        metrics::gauge!("mtfu_http2_window_bytes").set(self.windows() as f64);
-        Some(BudgetPermit {
-            _permit: permit,
-            bytes: held,
-            budget: self.clone(),
-            windows: true,
-        })
-    }
-
     fn held(self: &Arc<Self>, permit: OwnedSemaphorePermit, units: u64) -> BudgetPermit {
         let held = units * UNIT;
         let now = self.in_use.fetch_add(held, Ordering::Relaxed) + held;
@@ -115,18 +83,12 @@ impl Budget {
             _permit: permit,
             bytes: held,
             budget: self.clone(),
-            windows: false,
         }
     }
 }
 
 impl Drop for BudgetPermit {
     fn drop(&mut self) {
-        if self.windows {
-            let left = self.budget.windows.fetch_sub(self.bytes, Ordering::AcqRel) - self.bytes;
-            metrics::gauge!("mtfu_http2_window_bytes").set(left as f64);
-            return;
-        }
         let left = self.budget.in_use.fetch_sub(self.bytes, Ordering::Relaxed) - self.bytes;
         metrics::gauge!("mtfu_buffer_bytes_in_use").set(left as f64);
     }

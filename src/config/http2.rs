@@ -1,6 +1,6 @@
 //! `[http2]`: HTTP/2 flow control, which sets both how fast one upload stream can go over a
 //! long round trip and how many received bytes one connection may hold unread. The windows are
-//! paid for from `limits.buffer_budget` (see [`crate::http::windows`]).
+//! paid for from `window_budget` (see [`crate::http::windows`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +11,16 @@ pub struct Http2Config {
     /// Flow-control window of one stream, bytes: what a client may send on one request before
     /// mtfu has read it. One stream's upload rate is at most about half of this per round trip
     /// (16 MiB over 50 ms: HTTP/1.1's pace), as a TCP receive buffer bounds an HTTP/1.1 upload.
-    /// A connection gets it only while the buffer budget can pay for its windows (its
-    /// connection window is this × (streams + 1)); otherwise the largest half, quarter, ... that
-    /// it can pay for, down to HTTP/2's 65535.
+    /// A connection gets it only while `window_budget` can pay for its windows (its connection
+    /// window is this × (streams + 1)); otherwise the largest half, quarter, ... that it can pay
+    /// for, down to HTTP/2's 65535.
     pub stream_window_bytes: u32,
     /// Requests (streams) open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// The most all HTTP/2 connections' windows beyond the initial 65535 may hold together,
+    /// bytes: with `limits.buffer_budget`, the bound on body bytes held in memory. The default
+    /// pays for one connection with the full default window (144 MiB) and smaller ones beside.
+    pub window_budget: u64,
 }
 
 impl Default for Http2Config {
@@ -24,6 +28,7 @@ impl Default for Http2Config {
         Self {
             stream_window_bytes: 16 * 1024 * 1024,
             max_concurrent_streams: 8,
+            window_budget: 192 * 1024 * 1024,
         }
     }
 }
@@ -86,6 +91,7 @@ mod tests {
         let big = Http2Config {
             stream_window_bytes: 1 << 30,
             max_concurrent_streams: 4,
+            ..Http2Config::default()
         };
         assert_eq!(
             big.validate().expect_err("too big").0,

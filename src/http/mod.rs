@@ -57,6 +57,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP-01 answers while an ACME order waits for validation.
     pub acme_http01: crate::acme::Http01Tokens,
+    /// HTTP/2 flow-control windows, paid for from `http2.window_budget`.
+    pub windows: Arc<windows::WindowGrants>,
 }
 
 /// Facts about the connection a request came on.

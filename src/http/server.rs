@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::idle::{Activity, drive};
-use super::windows::{WindowGrants, Windows};
+use super::windows::Windows;
 use super::{AppState, ConnInfo, handle};
 use crate::shutdown::stopped;
 
@@ -47,7 +47,7 @@ pub async fn serve(
     // HTTP/2 serves each stream's request in a task of its own, spawned through this executor,
     // so that those too can be cancelled and waited for.
     let streams = StreamExecutor::default();
-    let grants = WindowGrants::new(state.files.budget.clone(), &state.cfg.http2);
+    let grants = state.windows.clone();
     loop {
         while conns.try_join_next().is_some() {}
         let permit = tokio::select! {

@@ -1,6 +1,6 @@
-//! HTTP/2 flow control (`[http2]`): windows are paid for from the buffer budget; a stream whose
-//! upload waits for the budget keeps its stream window full, and the connection window still
-//! leaves room for its siblings.
+//! HTTP/2 flow control (`[http2]`): windows are paid for from `http2.window_budget`; a stream
+//! whose upload waits for the buffer budget keeps its stream window full, and the connection
+//! window still leaves room for its siblings.
 
 use std::time::Duration;
 
@@ -105,19 +105,17 @@ async fn upload_one_window(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connection() {
     let app = spawn_with(|c| {
-        c.limits.buffer_budget = 2 * PAID;
+        c.http2.window_budget = PAID;
         c.http2.stream_window_bytes = WINDOW;
         c.http2.max_concurrent_streams = STREAMS;
     })
     .await;
     let (send, _conn, token) = h2_ready(&app).await;
     let budget = app.state.files.budget.clone();
-    // The connection's windows are paid for from the budget.
-    assert_eq!(budget.windows(), PAID);
-    // Spend the rest: every upload now waits before it reads more of its body.
-    let held = budget
-        .acquire((budget.capacity() - budget.windows()) as usize)
-        .await;
+    // The connection's windows are paid for from the window budget.
+    assert_eq!(app.state.windows.held(), PAID);
+    // Spend the buffer budget: every upload now waits before it reads more of its body.
+    let held = budget.acquire(budget.capacity() as usize).await;
     // All streams but one are uploads that fill their whole stream window and then stall. With
     // a connection window no larger than a stream's (hyper's adaptive windows), the second one
     // could not even send its window; with one of two, the third.
@@ -125,11 +123,7 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
     for i in 0..STREAMS - 1 {
         stalled.push(upload_one_window(&send, &app, &token, &format!("stalled{i}.bin")).await);
     }
-    assert_eq!(
-        budget.in_use() + budget.windows(),
-        budget.capacity(),
-        "the uploads are waiting"
-    );
+    assert_eq!(budget.in_use(), budget.capacity(), "the uploads are waiting");
     // The sibling: a login, whose body needs connection window too, is answered.
     let mut ready = tokio::time::timeout(GUARD, send.clone().ready())
         .await
@@ -153,25 +147,21 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
 /// long-distance upload does not wait a round trip every 64 KiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_may_send_its_whole_configured_window_unread() {
-    // A budget that pays for the default windows (16 MiB × 9) twice over: a semaphore's count,
-    // not memory.
+    // The default window budget pays for the default windows (16 MiB × 9) of one connection.
     let app = spawn_with(|c| {
-        c.limits.buffer_budget = 2 * 16 * 1024 * 1024 * 9;
         c.limits.max_file_size = 32 * 1024 * 1024;
     })
     .await;
     let window = app.state.cfg.http2.stream_window_bytes as usize;
     assert_eq!(window, 16 * 1024 * 1024);
     let (send, _conn, token) = h2_ready(&app).await;
-    let budget = app.state.files.budget.clone();
     assert_eq!(
-        budget.windows(),
+        app.state.windows.held(),
         9 * window as u64,
         "the windows are paid for"
     );
-    let held = budget
-        .acquire((budget.capacity() - budget.windows()) as usize)
-        .await;
+    let budget = app.state.files.budget.clone();
+    let held = budget.acquire(budget.capacity() as usize).await;
     let mut send = send.ready().await.expect("ready");
     let req = http::Request::put(format!("{}/api/v2/files/p/1/big.bin", app.base))
         .header("authorization", format!("Bearer {token}"))
@@ -218,31 +208,35 @@ async fn stream_window(
     cap
 }
 
-/// Windows never take more than half the budget: past that, a connection gets HTTP/2's initial
-/// windows; a connection's windows come back to the budget when it closes.
+/// Windows never take more than `http2.window_budget`: past that, a connection gets HTTP/2's
+/// initial windows; a connection's windows come back to the budget when it closes. Upload
+/// buffers take nothing from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn windows_are_paid_from_half_the_budget_and_given_back() {
+async fn windows_are_paid_from_their_budget_and_given_back() {
     let app = spawn_with(|c| {
-        c.limits.buffer_budget = 2 * PAID;
+        c.http2.window_budget = PAID;
         c.http2.stream_window_bytes = WINDOW;
         c.http2.max_concurrent_streams = STREAMS;
     })
     .await;
-    let budget = app.state.files.budget.clone();
+    let budget = app.state.windows.clone();
+    // The whole buffer budget held by uploads does not shrink the windows.
+    let buffers = app.state.files.budget.clone();
+    let _uploads = buffers.acquire(buffers.capacity() as usize).await;
     let first = h2_ready(&app).await;
     let token = first.2.clone();
-    assert_eq!(budget.windows(), PAID);
+    assert_eq!(budget.held(), PAID);
     // (h2's client sends at most 400 KiB ahead: more than the initial window is the check.)
     assert!(stream_window(&first.0, &app, &token).await > 65_535);
-    // Half the budget is spent on windows: the next connection is not paid for.
+    // The window budget is spent: the next connection is not paid for.
     let second = h2_ready(&app).await;
-    assert_eq!(budget.windows(), PAID);
+    assert_eq!(budget.held(), PAID);
     assert_eq!(stream_window(&second.0, &app, &token).await, 65_535);
-    // The first connection closes: its windows go back to the budget.
+    // The first connection closes: its windows go back to the window budget.
     drop(first.0);
     first.1.abort();
     tokio::time::timeout(GUARD, async {
-        while budget.windows() != 0 {
+        while budget.held() != 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -251,6 +245,6 @@ async fn windows_are_paid_from_half_the_budget_and_given_back() {
     // And a new connection gets the whole window again.
     let third = h2_ready(&app).await;
     assert!(stream_window(&third.0, &app, &token).await > 65_535);
-    assert_eq!(budget.windows(), PAID);
+    assert_eq!(budget.held(), PAID);
     drop(second);
 }
