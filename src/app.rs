@@ -14,11 +14,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Auth, load_or_create_secret};
 use crate::blob::{Blob, BlobError};
+use crate::budget::Budget;
 use crate::config::{Config, parse_addr};
 use crate::http::{AppState, server};
 use crate::meta::{Meta, MetaError};
 use crate::service::Files;
-use crate::upload::Budget;
 
 /// How long shutdown waits for the clean-up of cancelled uploads.
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);

@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::budget::Budget;
 use crate::config::{BlobBackendKind, Config};
 use crate::domain::BlobKey;
-use crate::upload::Budget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {

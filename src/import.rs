@@ -159,7 +159,7 @@ pub async fn import_seed(
         key_prefix: String::new(),
         ..cfg.blobs.s3.clone()
     };
-    let budget = crate::upload::Budget::new(cfg.limits.buffer_budget);
+    let budget = crate::budget::Budget::new(cfg.limits.buffer_budget);
     let source = S3Store::open(&source_cfg, budget).await?;
     let (db, conn) = tokio_postgres::connect(&opts.database_url, tokio_postgres::NoTls).await?;
     let conn = tokio::spawn(conn);

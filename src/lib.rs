@@ -2,8 +2,7 @@
 //!
 //! Tenants upload files over HTTPS, link each to a `resource`/`resource_id` pair and then list,
 //! download and delete them. The crate is layered so that each layer can be read alone; a module
-//! imports only from the layers below it (one exception left: the blob stores take the buffer
-//! [`upload::Budget`] from the pipeline above them):
+//! imports only from the layers below it:
 //!
 //! - [`app`]: wiring: opens the stores, loads TLS, binds the listeners, runs until stopped.
 //! - [`http`]: the hyper server, the router and one module per endpoint group; the only place
@@ -14,10 +13,12 @@
 //!   uploads, listings, downloads and deletes; resumable uploads (tus 1.0.0); garbage
 //!   collection; the consistency check; the import of the original service's data.
 //! - [`upload`], [`quota`]: the one upload pipeline (stream → size limit → quota → sha256 → blob
-//!   writer), the global buffer budget that bounds memory, and quota admission.
+//!   writer) and quota admission.
 //! - [`auth`]: JWT access/refresh tokens, argon2 and Django password hashes, signed links.
 //! - [`meta`]: the metadata store trait and its SQLite and PostgreSQL implementations.
 //! - [`blob`]: the blob store trait and its local-disk and S3 implementations.
+//! - [`budget`]: the global buffer budget that bounds the bytes all uploads hold in memory (the
+//!   blob writers pay from it, the pipeline above hands it down).
 //! - [`config`]: figment loading of the configuration; one module per section under
 //!   `config/` (server, tls, auth, limits, metadata, blobs, gc, tus, cors, http2), each with
 //!   its defaults and checks.
@@ -30,6 +31,7 @@ pub mod acme;
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod budget;
 pub mod cleanup;
 pub mod config;
 pub mod content_type;

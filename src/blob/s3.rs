@@ -36,9 +36,9 @@ use super::{
     BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, Held, Piece, ResumableWriter,
     ResumeState,
 };
+use crate::budget::Budget;
 use crate::config::S3BlobConfig;
 use crate::domain::BlobKey;
-use crate::upload::Budget;
 
 /// Attempts of one S3 request (the SDK's standard retry mode: retryable errors only, with
 /// exponential backoff and jitter).

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::{Shared, classify, sha256_b64};
 use crate::blob::{BlobError, BlobResult, BlobWriter};
-use crate::upload::BudgetPermit;
+use crate::budget::BudgetPermit;
 
 /// The part being filled, with the budget reserved for all of it: a whole part, or less when
 /// the blob's bound says fewer bytes can come.

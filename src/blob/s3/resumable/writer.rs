@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::{MAX_TAILS, Part, State, Tail, tail_bytes};
 use crate::blob::s3::Shared;
 use crate::blob::{BlobError, BlobResult, Checkpoint, ResumableWriter};
-use crate::upload::BudgetPermit;
+use crate::budget::BudgetPermit;
 
 /// The part being filled. `front` bytes at its start are kept for the tails of the starting
 /// state, read back just before the part is sent.
