@@ -3,7 +3,7 @@
 //! that no upload holds, and what gc would reap. Read only.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
-//! its SQL in `sqlite/fsck.rs` and `postgres/fsck.rs`.
+//! written once for both stores in `sql/fsck.rs`.
 
 use async_trait::async_trait;
 

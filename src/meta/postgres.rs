@@ -23,13 +23,11 @@ use crate::domain::{
 
 mod commit;
 mod conn;
-mod fsck;
 mod listing;
 mod migrate;
 mod names;
 mod quota;
 mod seed;
-mod session;
 mod shared;
 mod sql;
 mod tenants;
@@ -40,7 +38,7 @@ mod tus;
 pub use conn::{describe, with_dbname};
 use sql::{
     FILE_COLUMNS, Param, as_i64, as_u64, file_from_row, is_unique_violation, keys_from_rows,
-    keyset_sql, params, tenant_from_row, visible_where,
+    keyset_sql, param, params, tenant_from_row, visible_where,
 };
 
 /// Commits of one (tenant, resource, resource_id, name) queue on a transaction advisory lock
@@ -181,21 +179,7 @@ impl MetaBackend for Postgres {
                         Err(e) => return Err(e.into()),
                     }
                 };
-                let record = FileRecord {
-                    id,
-                    tenant_id: tenant.id,
-                    tenant_username: tenant.name.as_str().to_owned(),
-                    resource: file.resource.as_str().to_owned(),
-                    resource_id: file.resource_id.as_str().to_owned(),
-                    name: file.name.as_str().to_owned(),
-                    blob_key: file.blob_key,
-                    size: file.size,
-                    content_type: file.content_type,
-                    sha256: file.sha256,
-                    is_public: file.is_public,
-                    expire_at: file.expire_at,
-                    created_at: now,
-                };
+                let record = crate::meta::sql::committed(&tenant, file, id, now);
                 Ok((record, old_key.and_then(|k| BlobKey::from_stored(&k))))
             })
         })

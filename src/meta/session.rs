@@ -4,7 +4,7 @@
 //! `mtfu tenant logout` and `POST /api/v2/sessions/revoke`.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
-//! its SQL in `sqlite/session.rs` and `postgres/session.rs`.
+//! its SQL written once for both stores in `sql/session.rs`.
 
 use async_trait::async_trait;
 

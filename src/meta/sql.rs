@@ -7,6 +7,14 @@
 use crate::domain::{Micros, Tenant};
 use crate::meta::ListFilter;
 
+mod exec;
+mod fsck;
+mod session;
+pub(crate) mod tus;
+
+pub(crate) use exec::args;
+pub use exec::{Arg, Exec, On, Row, Sql, Val, big, sqlite_text};
+
 /// The columns of a file row, in the order the stores' `file_from_row` read them.
 pub(crate) const FILE_COLUMNS: &str = "f.id, f.tenant_id, t.username, f.resource, f.resource_id, \
      f.name, f.blob_key, f.size, f.content_type, f.sha256, f.is_public, f.expire_at, f.created_at";
@@ -51,13 +59,6 @@ impl Dialect {
             Dialect::Postgres => format!("({select})"),
         }
     }
-}
-
-/// A parameter of [`visible_where`]'s clause, for the store to turn into its own value type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Arg {
-    Int(i64),
-    Text(String),
 }
 
 /// The `WHERE` clause of every listing and its parameters: visibility first (`now` is the first
@@ -125,4 +126,28 @@ pub(crate) fn keyset_sql(d: Dialect, cond: &str, n: usize, after: bool) -> Strin
         branch(&format!("f.tenant_id = {}", d.param(2))),
         branch(d.public()),
     )
+}
+
+/// The row a commit of `file` as `id` wrote, as a record.
+pub(crate) fn committed(
+    tenant: &Tenant,
+    file: crate::domain::NewFile,
+    id: String,
+    now: Micros,
+) -> crate::domain::FileRecord {
+    crate::domain::FileRecord {
+        id,
+        tenant_id: tenant.id,
+        tenant_username: tenant.name.as_str().to_owned(),
+        resource: file.resource.as_str().to_owned(),
+        resource_id: file.resource_id.as_str().to_owned(),
+        name: file.name.as_str().to_owned(),
+        blob_key: file.blob_key,
+        size: file.size,
+        content_type: file.content_type,
+        sha256: file.sha256,
+        is_public: file.is_public,
+        expire_at: file.expire_at,
+        created_at: now,
+    }
 }

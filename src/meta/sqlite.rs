@@ -17,13 +17,11 @@ use crate::domain::{
 
 mod batch;
 mod commit;
-mod fsck;
 mod listing;
 mod names;
 mod pool;
 mod quota;
 mod seed;
-mod session;
 mod shared;
 mod sql;
 #[cfg(test)]
@@ -347,18 +345,15 @@ impl MetaBackend for Sqlite {
         after: Option<&ListCursor>,
         limit: u64,
     ) -> MetaResult<Vec<FileRecord>> {
-        use rusqlite::types::Value;
         if limit == 0 {
             return Ok(Vec::new());
         }
         let (cond, mut args) = visible_where(viewer, filter, now);
         let sql = keyset_sql(&cond, args.len(), after.is_some());
         if let Some(c) = after {
-            args.push(Value::Text(c.name.clone()));
-            args.push(Value::Text(c.tenant_username.clone()));
-            args.push(Value::Text(c.id.clone()));
+            args.extend(crate::meta::sql::args![&c.name, &c.tenant_username, &c.id]);
         }
-        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(crate::meta::sql::big(limit));
         self.read(move |c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;

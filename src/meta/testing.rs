@@ -202,3 +202,19 @@ pub(crate) async fn commit_and_clean_up_race_through_the_intent(db: &dyn MetaBac
     let r = db.commit_file(&t, file(&c), now, Claim::Intent).await;
     assert!(matches!(r, Err(MetaError::Gone(_))), "{r:?}");
 }
+
+/// A store's embedded `migrations` are the files of `migrations/<store>`, in order.
+pub(crate) fn migrations_match_files(store: &str, migrations: &[(i64, &str, &str)]) {
+    let dir = format!("{}/migrations/{store}", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("migrations dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".sql"))
+        .map(|n| n.trim_end_matches(".sql").to_owned())
+        .collect();
+    files.sort();
+    let embedded: Vec<String> = migrations.iter().map(|(_, n, _)| n.to_string()).collect();
+    assert_eq!(files, embedded);
+    let versions: Vec<i64> = migrations.iter().map(|(v, _, _)| *v).collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+}

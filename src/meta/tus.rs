@@ -11,7 +11,8 @@
 //! cannot overwrite its successor's progress. A lease left by a dead node lapses at its deadline.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
-//! its SQL in `sqlite/tus.rs` and `postgres/tus.rs`.
+//! its SQL written once in `sql/tus.rs` (creation: each store its own way, in `sqlite/tus.rs` and
+//! `postgres/tus.rs`).
 
 use async_trait::async_trait;
 

@@ -9,18 +9,7 @@ use tokio_postgres::NoTls;
 
 #[test]
 fn every_migration_file_is_embedded_in_order() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .expect("migrations dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".sql"))
-        .map(|n| n.trim_end_matches(".sql").to_owned())
-        .collect();
-    files.sort();
-    let embedded: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
-    assert_eq!(files, embedded);
-    let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
-    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    crate::meta::testing::migrations_match_files("postgres", MIGRATIONS);
 }
 
 #[test]
@@ -56,7 +45,7 @@ fn listing_filters_become_numbered_placeholders() {
 /// A migrated store on a fresh database of `MTFU_TEST_POSTGRES_URL` (named like the
 /// integration tests' ones, so their sweep drops it if this test dies), the admin client and
 /// the database's name.
-async fn fresh_store() -> Option<(Postgres, tokio_postgres::Client, String)> {
+async fn fresh_store() -> (Postgres, tokio_postgres::Client, String) {
     let Some(admin_url) = std::env::var("MTFU_TEST_POSTGRES_URL")
         .ok()
         .filter(|s| !s.is_empty())
@@ -94,15 +83,13 @@ async fn fresh_store() -> Option<(Postgres, tokio_postgres::Client, String)> {
     };
     let db = Postgres::open(&cfg).expect("open");
     db.migrate().await.expect("migrate");
-    Some((db, admin, name))
+    (db, admin, name)
 }
 
 #[tokio::test]
 #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn keyset_pages_follow_offset_order() {
-    let Some((db, admin, name)) = fresh_store().await else {
-        return;
-    };
+    let (db, admin, name) = fresh_store().await;
     crate::meta::testing::keyset_pages_follow_offset_order(&db).await;
     crate::meta::testing::commit_and_clean_up_race_through_the_intent(&db).await;
     crate::meta::seed::testing::shared_keys_go_with_the_last_row(&db).await;
@@ -116,9 +103,7 @@ async fn keyset_pages_follow_offset_order() {
 #[tokio::test]
 #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn seed_listing_counts_stay_exact() {
-    let Some((db, admin, name)) = fresh_store().await else {
-        return;
-    };
+    let (db, admin, name) = fresh_store().await;
     crate::meta::page::testing::counts_stay_exact(&db).await;
     drop(db);
     admin

@@ -87,20 +87,6 @@ pub(super) fn commit_file(
         file.expire_at,
         now
     ])?;
-    let record = FileRecord {
-        id,
-        tenant_id: tenant.id,
-        tenant_username: tenant.name.as_str().to_owned(),
-        resource: file.resource.as_str().to_owned(),
-        resource_id: file.resource_id.as_str().to_owned(),
-        name: file.name.as_str().to_owned(),
-        blob_key: file.blob_key,
-        size: file.size,
-        content_type: file.content_type,
-        sha256: file.sha256,
-        is_public: file.is_public,
-        expire_at: file.expire_at,
-        created_at: now,
-    };
+    let record = crate::meta::sql::committed(tenant, file, id, now);
     Ok((record, freed.and_then(|k| BlobKey::from_stored(&k))))
 }

@@ -2,12 +2,12 @@
 //! listing's two branches.
 
 use rusqlite::Connection;
-use rusqlite::types::Value;
 
 use super::{FILE_COLUMNS, file_from_row, visible_where};
 use crate::domain::{FileRecord, Micros, Tenant};
 use crate::meta::ListFilter;
 use crate::meta::page::Read;
+use crate::meta::sql::{Arg, args, big};
 
 /// How many files `viewer` sees through `filter`. Without a resource filter: the counters of
 /// `file_counts` (the viewer's live files, every other tenant's live public ones; one row per
@@ -29,10 +29,10 @@ pub(super) fn count(
             .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
         return Ok(u64::try_from(n).unwrap_or(0));
     }
-    let mut args = vec![Value::Integer(viewer.id.0), Value::Integer(now)];
+    let mut args = args![viewer.id.0, now];
     let (on_counts, on_files) = match &filter.tenant_username {
         Some(name) => {
-            args.push(Value::Text(name.clone()));
+            args.push(Arg::from(name));
             (" WHERE t.username = ?3", " AND t.username = ?3")
         }
         None => ("", ""),
@@ -83,8 +83,7 @@ pub(super) fn page(
         n + 2,
         n + 3
     );
-    let int = |v: u64| Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    args.extend([int(read.depth()), int(read.take), int(read.skip)]);
+    args.extend([big(read.depth()), big(read.take), big(read.skip)]);
     let mut st = c.prepare_cached(&sql)?;
     let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
     rows.collect()

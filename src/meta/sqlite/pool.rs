@@ -63,10 +63,16 @@ pub(super) struct Pool {
     readers: Slot,
 }
 
+/// Prepared statements kept per connection (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 128;
+
 fn connect(path: &Path, busy: Duration, read_only: bool) -> Result<Connection, MetaError> {
     let conn = Connection::open(path)
         .map_err(|e| MetaError::Unavailable(format!("open {}: {e}", path.display())))?;
     conn.busy_timeout(busy)?;
+    // Every shared statement (`meta::sql`) is prepared through the cache: room for all of them,
+    // so the hot ones (commits, intents, sessions) are never evicted by gc's or fsck's.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if read_only {
         // A read connection that tried to write would fail, never take the write lock.
         conn.pragma_update(None, "query_only", "ON")?;

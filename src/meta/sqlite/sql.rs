@@ -3,11 +3,11 @@
 //! dialect, with parameters as rusqlite values), blob keys from rows; and how rusqlite's errors
 //! become `MetaError`s.
 
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
 
 use crate::domain::{BlobKey, FileRecord, Micros, Tenant, TenantId, TenantName};
-use crate::meta::sql::{self, Arg, Dialect};
-use crate::meta::{ListFilter, MetaError};
+use crate::meta::sql::{self, Arg, Dialect, Exec, On, Sql, Val};
+use crate::meta::{ListFilter, MetaError, MetaResult};
 
 pub(super) use crate::meta::sql::FILE_COLUMNS;
 
@@ -76,20 +76,73 @@ pub(super) fn visible_where(
     viewer: &Tenant,
     filter: &ListFilter,
     now: Micros,
-) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    let (sql, args) = sql::visible_where(Dialect::Sqlite, viewer, filter, now);
-    let args = args
-        .into_iter()
-        .map(|a| match a {
-            Arg::Int(n) => Value::Integer(n),
-            Arg::Text(s) => Value::Text(s),
-        })
-        .collect();
-    (sql, args)
+) -> (String, Vec<Arg>) {
+    sql::visible_where(Dialect::Sqlite, viewer, filter, now)
 }
 
 /// The keyset listing's query (see `meta::sql::keyset_sql`).
 pub(super) fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
     sql::keyset_sql(Dialect::Sqlite, cond, n, after)
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(match self {
+            Arg::Int(n) | Arg::OptInt(Some(n)) => ToSqlOutput::from(*n),
+            Arg::Text(s) | Arg::OptText(Some(s)) => ToSqlOutput::from(s.as_str()),
+            Arg::Bool(b) => ToSqlOutput::from(*b),
+            Arg::OptInt(None) | Arg::OptText(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// Run one shared statement (`meta::sql`'s text, its placeholders rewritten) on `c`.
+pub(super) fn run(c: &Connection, sql: &str, args: &[Arg]) -> MetaResult<Vec<sql::Row>> {
+    use rusqlite::types::ValueRef;
+    let mut st = c.prepare_cached(&sql::sqlite_text(sql))?;
+    let n = st.column_count();
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut vals = Vec::with_capacity(n);
+        for i in 0..n {
+            vals.push(match r.get_ref(i)? {
+                ValueRef::Null => Val::Null,
+                ValueRef::Integer(v) => Val::Int(v),
+                ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+                v => {
+                    return Err(MetaError::Internal(format!(
+                        "column {i}: unexpected {:?}",
+                        v.data_type()
+                    )));
+                }
+            });
+        }
+        out.push(sql::Row(vals));
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl Exec for super::Sqlite {
+    async fn query(&self, on: On, sql: Sql, args: Vec<Arg>) -> MetaResult<Vec<sql::Row>> {
+        match on {
+            On::Read => self.read(move |c| run(c, &sql, &args)).await,
+            On::Write => self.with(move |c| run(c, &sql, &args)).await,
+            On::Batch => self.batched(move |c| run(c, &sql, &args)).await,
+        }
+    }
+
+    async fn execute(&self, on: On, sql: Sql, args: Vec<Arg>) -> MetaResult<u64> {
+        let exec = move |c: &Connection| -> MetaResult<u64> {
+            let mut st = c.prepare_cached(&sql::sqlite_text(&sql))?;
+            Ok(st.execute(rusqlite::params_from_iter(&args))? as u64)
+        };
+        match on {
+            On::Read => self.read(move |c| exec(c)).await,
+            On::Write => self.with(move |c| exec(c)).await,
+            On::Batch => self.batched(exec).await,
+        }
+    }
 }

@@ -5,18 +5,7 @@ use super::MIGRATIONS;
 
 #[test]
 fn every_migration_file_is_embedded_in_order() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .expect("migrations dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".sql"))
-        .map(|n| n.trim_end_matches(".sql").to_owned())
-        .collect();
-    files.sort();
-    let embedded: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
-    assert_eq!(files, embedded);
-    let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
-    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    crate::meta::testing::migrations_match_files("sqlite", MIGRATIONS);
 }
 
 #[tokio::test]
