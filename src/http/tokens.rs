@@ -87,12 +87,18 @@ pub async fn obtain(
         return Err(ApiError::BadCredentials);
     };
     attempt.succeeded();
-    // For `mtfu tenant list`; a store that cannot record it cannot issue the session either.
-    state
-        .files
-        .meta
-        .record_login(tenant.id, crate::domain::now_micros())
-        .await?;
+    // For `mtfu tenant list`: bookkeeping, which the login does not wait for (on SQLite it
+    // queues behind the writes); a store that cannot record it loses only the date.
+    let (meta, id, at) = (
+        state.files.meta.clone(),
+        tenant.id,
+        crate::domain::now_micros(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = meta.record_login(id, at).await {
+            tracing::warn!(error = %e, "recording a login's time failed");
+        }
+    });
     if let Some(old) = imported {
         super::seed_tokens::upgrade_password(state, &tenant, &old, password).await;
     }

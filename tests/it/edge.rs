@@ -256,6 +256,14 @@ pub async fn a_password_login_is_recorded_for_the_tenant_list() {
         .await
         .expect("token request");
     assert_eq!(bad.status(), 401);
+    // The login does not wait for its record: it follows at once.
+    let recorded = crate::helpers::eventually(10, || async {
+        let list = meta.list_tenants().await.expect("list");
+        list.iter()
+            .any(|e| e.tenant.name.as_str() == "john1" && e.last_login_at.is_some())
+    })
+    .await;
+    assert!(recorded, "john1's login is recorded");
     let list = meta.list_tenants().await.expect("list");
     let entry = |n: &str| list.iter().find(|e| e.tenant.name.as_str() == n).expect(n);
     let john1 = entry("john1");

@@ -128,11 +128,14 @@ fn tenant_list_shows_usage_and_quotas_and_speaks_json() {
     );
     let header = table.lines().next().expect("a header");
     assert!(
-        header.contains("CREATED") && header.ends_with("LAST_LOGIN"),
+        header.contains("CREATED") && header.trim_end().ends_with("LAST_LOGIN"),
         "{header}"
     );
     // Never logged in: "-"; created: to the second.
-    let john1 = table.lines().find(|l| l.starts_with("john1 ")).expect("john1");
+    let john1 = table
+        .lines()
+        .find(|l| l.starts_with("john1 "))
+        .expect("john1");
     assert!(john1.trim_end().ends_with(" -"), "{john1}");
     assert!(john1.contains("Z "), "{john1}");
     let json = crate::cli::mtfu(dir.path(), &["tenant", "list", "--json"], None);
