@@ -66,6 +66,16 @@ impl Budget {
         self.held(permit, units)
     }
 
+    /// `bytes` (as [`Budget::acquire`] counts them) if they are free now; never waits. A writer
+    /// that gathers chunks before writing them uses it to learn that it must give back what it
+    /// holds (write its gathered chunks) before it waits: writers waiting while holding budget
+    /// could hold all of it between them.
+    pub fn try_acquire(self: &Arc<Self>, bytes: usize) -> Option<BudgetPermit> {
+        let units = (bytes as u64).div_ceil(UNIT).clamp(1, self.units);
+        let permit = self.sem.clone().try_acquire_many_owned(units as u32).ok()?;
+        Some(self.held(permit, units))
+    }
+
     fn held(self: &Arc<Self>, permit: OwnedSemaphorePermit, units: u64) -> BudgetPermit {
         let held = units * UNIT;
         let now = self.in_use.fetch_add(held, Ordering::Relaxed) + held;
@@ -103,6 +113,17 @@ mod tests {
         let _p2 = b.acquire(2048).await;
         assert_eq!(b.in_use(), 2 * 1024);
         assert_eq!(b.high_water(), 3 * 1024);
+    }
+
+    #[tokio::test]
+    async fn try_acquire_takes_what_is_free_and_never_waits() {
+        let b = Budget::new(4 * 1024);
+        let p = b.try_acquire(3000).expect("free");
+        assert_eq!(b.in_use(), 3 * 1024);
+        assert!(b.try_acquire(2048).is_none(), "one KiB is free, not two");
+        let _q = b.try_acquire(1024).expect("the last KiB");
+        drop(p);
+        assert_eq!(b.in_use(), 1024);
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! Local-disk blob store.
 //!
 //! Layout under the root: `objects/t/{tenant}/{uuid}` for finished blobs and `tmp/t_{tenant}_{uuid}`
-//! for writes in progress. A write goes to the temporary file, is fsynced, renamed into place and
-//! the directory fsynced, so a blob is either whole under its key or absent. Writes that finish
+//! for writes in progress. A write goes to the temporary file ([`writer`]), is fsynced, renamed
+//! into place and the directory fsynced, so a blob is either whole under its key or absent. Writes that finish
 //! together share their directory's fsync ([`dirsync`]). gc moves orphans to
 //! `quarantine/obj_t_{tenant}_{uuid}` (a finished blob) or `quarantine/tmp_t_{tenant}_{uuid}` (an
 //! unfinished write), from where an operator can move them back after restoring an older
@@ -15,19 +15,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 mod dirsync;
 mod resumable;
+mod writer;
 
 use super::{
     BlobBackend, BlobError, BlobResult, BlobWriter, ByteStream, Held, Piece, ResumableWriter,
     ResumeState,
 };
+use crate::budget::Budget;
 use crate::domain::BlobKey;
-use crate::upload::Budget;
 
 /// Read size for downloads: large enough for throughput, small enough to bound memory.
 const READ_CHUNK: usize = 64 * 1024;
@@ -90,14 +90,6 @@ fn remove_quietly(p: &Path) -> std::io::Result<()> {
     }
 }
 
-struct LocalWriter {
-    file: Option<tokio::fs::File>,
-    tmp: PathBuf,
-    dest: PathBuf,
-    budget: Arc<Budget>,
-    dir_syncs: Arc<dirsync::DirSyncs>,
-}
-
 /// Create `dir` and the missing directories above it, each made durable in its parent (a blob
 /// renamed into a directory whose own entry was lost would be lost with it).
 fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
@@ -111,62 +103,6 @@ fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
         _ => {}
     }
     std::fs::File::open(parent)?.sync_all()
-}
-
-#[async_trait]
-impl BlobWriter for LocalWriter {
-    /// Holds budget for the chunk until the file has it.
-    async fn write(&mut self, chunk: Bytes) -> BlobResult<()> {
-        let Some(f) = self.file.as_mut() else {
-            return Err(BlobError::Other("write after finish".into()));
-        };
-        let _held = self.budget.acquire(chunk.len()).await;
-        Ok(f.write_all(&chunk).await?)
-    }
-
-    async fn finish(mut self: Box<Self>) -> BlobResult<()> {
-        let mut f = self
-            .file
-            .take()
-            .ok_or_else(|| BlobError::Other("finished twice".into()))?;
-        f.flush().await?;
-        let f = f.into_std().await;
-        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
-        // The bytes, then the rename, in one trip to a blocking thread.
-        let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            f.sync_all()?;
-            drop(f);
-            let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
-            create_dir_durably(&dir)?;
-            std::fs::rename(&tmp, &dest)?;
-            Ok(dir)
-        })
-        .await
-        .map_err(|e| BlobError::Other(e.to_string()))??;
-        // Renamed: nothing left for Drop to clean (gc's orphan sweep finds a blob whose
-        // directory sync failed, through its intent).
-        self.tmp = PathBuf::new();
-        // Durable once its directory is synced: shared with the writes finishing meanwhile.
-        self.dir_syncs.sync(dir).await?;
-        Ok(())
-    }
-
-    async fn abort(mut self: Box<Self>) -> BlobResult<()> {
-        self.file.take();
-        let tmp = std::mem::take(&mut self.tmp);
-        Ok(remove_quietly(&tmp)?)
-    }
-}
-
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        // Dropped mid-write (the request future was cancelled): remove the partial file now.
-        // If this fails, gc finds the temporary file through its upload intent.
-        if !self.tmp.as_os_str().is_empty() {
-            self.file.take();
-            let _ = remove_quietly(&self.tmp);
-        }
-    }
 }
 
 /// `t_{digits}_{hex}` (a temporary file's name) back to its key.
@@ -194,14 +130,16 @@ impl BlobBackend for LocalStore {
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .await?;
-        Ok(Box::new(LocalWriter {
-            file: Some(file),
+            .await?
+            .into_std()
+            .await;
+        Ok(Box::new(writer::LocalWriter::new(
+            file,
             tmp,
-            dest: self.object_path(key),
-            budget: self.budget.clone(),
-            dir_syncs: self.dir_syncs.clone(),
-        }))
+            self.object_path(key),
+            self.budget.clone(),
+            self.dir_syncs.clone(),
+        )))
     }
 
     async fn read(&self, key: &BlobKey, range: Option<Range<u64>>) -> BlobResult<ByteStream> {

@@ -94,6 +94,33 @@ pub async fn a_one_gib_upload_completes_with_buffered_bytes_bounded() {
     assert_eq!(hex::encode(got.finalize()), want);
 }
 
+/// The local store gathers chunks into 1 MiB runs before writing them, holding budget for each:
+/// an upload that finds the budget spent writes out its partial run before it waits, so uploads
+/// holding partial runs can never hold the whole budget between them and wait forever. Here all
+/// but 128 KiB of the budget is held (as other uploads would), for the whole upload: it must
+/// still finish, 128 KiB at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_upload_finishes_with_less_budget_free_than_one_run() {
+    let app = spawn_with(|c| c.limits.buffer_budget = 1024 * 1024).await;
+    let t = app.token("john1").await;
+    let budget = app.state.files.budget.clone();
+    let _others = budget
+        .acquire((budget.capacity() - 128 * 1024) as usize)
+        .await;
+    let (chunks, chunk) = (48, 64 * 1024); // 3 MiB: three runs
+    let form = crate::helpers::streamed_form(chunks, chunk, Duration::ZERO, None);
+    let (s, body) = tokio::time::timeout(Duration::from_secs(120), app.upload_form(&t, form))
+        .await
+        .expect("the upload finishes (no upload waits for budget while holding some)");
+    assert_eq!(s, 200, "{body}");
+    let mut want = Sha256::new();
+    for i in 0..chunks {
+        want.update(vec![(i % 251) as u8; chunk]);
+    }
+    assert_eq!(body["file"]["sha256"], hex::encode(want.finalize()));
+    assert_eq!(budget.in_use(), budget.capacity() - 128 * 1024);
+}
+
 #[tokio::test]
 async fn a_server_killed_mid_upload_restarts_clean_and_gc_removes_the_leftovers() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -16,8 +16,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{LocalStore, remove_quietly};
 use crate::blob::{BlobError, BlobResult, Checkpoint, ResumableWriter, ResumeState};
+use crate::budget::Budget;
 use crate::domain::BlobKey;
-use crate::upload::Budget;
 
 /// A long session fsyncs and reports a checkpoint every this many bytes of the blob, so a crash
 /// loses at most this much of a long `PATCH` (64 MiB: a fraction of a second of disk bandwidth,

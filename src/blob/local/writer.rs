@@ -1,0 +1,193 @@
+//! The local store's writer: the body's chunks (a TLS record's worth each, about 16 KiB) are
+//! gathered into runs of [`RUN`] bytes, and each run goes to the file in one vectored write on a
+//! blocking thread while the next run gathers (one run in flight). One trip to a blocking thread
+//! per chunk cost more CPU than the copy it made; per run it is a few per 100 MiB. The budget is
+//! held for every chunk from before it is accepted until its run is in the file, so an upload
+//! holds at most two runs of it; and an upload never waits for the budget while it holds any. Finishing syncs the file, renames it into place and syncs the
+//! directory (shared with the writes finishing meanwhile, see [`super::dirsync`]).
+
+use std::io::{IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use super::{create_dir_durably, dirsync, remove_quietly};
+use crate::blob::{BlobError, BlobResult, BlobWriter};
+use crate::budget::{Budget, BudgetPermit};
+
+/// Bytes gathered before they are written: enough that the trips to a blocking thread cost
+/// nothing next to the bytes, small enough to be a sliver of the budget.
+const RUN: usize = 1024 * 1024;
+
+/// The most budget one upload waits for at once.
+const PIECE: usize = 64 * 1024;
+
+pub(super) struct LocalWriter {
+    file: Option<Arc<std::fs::File>>,
+    /// The run gathering, and the budget held for it.
+    run: Vec<Bytes>,
+    run_bytes: usize,
+    held: Vec<BudgetPermit>,
+    /// The run being written (it owns its budget, given back when it is in the file).
+    in_flight: Option<JoinHandle<std::io::Result<()>>>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    budget: Arc<Budget>,
+    dir_syncs: Arc<dirsync::DirSyncs>,
+}
+
+impl LocalWriter {
+    pub(super) fn new(
+        file: std::fs::File,
+        tmp: PathBuf,
+        dest: PathBuf,
+        budget: Arc<Budget>,
+        dir_syncs: Arc<dirsync::DirSyncs>,
+    ) -> Self {
+        Self {
+            file: Some(Arc::new(file)),
+            run: Vec::new(),
+            run_bytes: 0,
+            held: Vec::new(),
+            in_flight: None,
+            tmp,
+            dest,
+            budget,
+            dir_syncs,
+        }
+    }
+
+    /// Wait for the run in flight, if any, to be in the file.
+    async fn settle(&mut self) -> BlobResult<()> {
+        if let Some(w) = self.in_flight.take() {
+            w.await.map_err(|e| BlobError::Other(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// Start writing the gathered run (after the one in flight is in the file).
+    async fn flush_run(&mut self) -> BlobResult<()> {
+        self.settle().await?;
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        let file = self
+            .file
+            .clone()
+            .ok_or_else(|| BlobError::Other("write after finish".into()))?;
+        let run = std::mem::take(&mut self.run);
+        let held = std::mem::take(&mut self.held);
+        self.run_bytes = 0;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = write_run(&file, &run);
+            drop(held);
+            result
+        }));
+        Ok(())
+    }
+}
+
+/// All of `run` to the end of `file`, in as few `writev` calls as the kernel allows.
+fn write_run(mut file: &std::fs::File, run: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = run.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BlobWriter for LocalWriter {
+    /// Holds budget for the chunk until the file has it.
+    async fn write(&mut self, mut chunk: Bytes) -> BlobResult<()> {
+        if self.file.is_none() {
+            return Err(BlobError::Other("write after finish".into()));
+        }
+        // A chunk may be large (what the parser had buffered): budget is taken a piece at a
+        // time, so an upload never waits for more of it than a piece.
+        while !chunk.is_empty() {
+            let piece = chunk.split_to(chunk.len().min(PIECE));
+            let permit = match self.budget.try_acquire(piece.len()) {
+                Some(p) => p,
+                None => {
+                    // The budget is spent: write out what this upload gathered and wait for it
+                    // to be in the file (its budget back) before waiting, holding nothing
+                    // meanwhile. Uploads waiting with runs half gathered could otherwise hold
+                    // all of it between them, for ever.
+                    self.flush_run().await?;
+                    self.settle().await?;
+                    self.budget.acquire(piece.len()).await
+                }
+            };
+            self.held.push(permit);
+            self.run_bytes += piece.len();
+            self.run.push(piece);
+            if self.run_bytes >= RUN {
+                self.flush_run().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> BlobResult<()> {
+        self.settle().await?;
+        let f = self
+            .file
+            .take()
+            .ok_or_else(|| BlobError::Other("finished twice".into()))?;
+        let (run, held) = (
+            std::mem::take(&mut self.run),
+            std::mem::take(&mut self.held),
+        );
+        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        // The last run, the sync and the rename, in one trip to a blocking thread (a small
+        // file makes no other).
+        let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            write_run(&f, &run)?;
+            drop(held);
+            f.sync_all()?;
+            drop(f);
+            let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
+            create_dir_durably(&dir)?;
+            std::fs::rename(&tmp, &dest)?;
+            Ok(dir)
+        })
+        .await
+        .map_err(|e| BlobError::Other(e.to_string()))??;
+        // Renamed: nothing left for Drop to clean (gc's orphan sweep finds a blob whose
+        // directory sync failed, through its intent).
+        self.tmp = PathBuf::new();
+        // Durable once its directory is synced: shared with the writes finishing meanwhile.
+        self.dir_syncs.sync(dir).await?;
+        Ok(())
+    }
+
+    async fn abort(mut self: Box<Self>) -> BlobResult<()> {
+        // The run in flight ends before the file goes (its error does not matter now).
+        let _ = self.settle().await;
+        self.file.take();
+        let tmp = std::mem::take(&mut self.tmp);
+        Ok(remove_quietly(&tmp)?)
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        // Dropped mid-write (the request future was cancelled): remove the partial file now
+        // (a run still being written goes on into the unlinked file, harmlessly). If this
+        // fails, gc finds the temporary file through its upload intent.
+        if !self.tmp.as_os_str().is_empty() {
+            self.file.take();
+            let _ = remove_quietly(&self.tmp);
+        }
+    }
+}
