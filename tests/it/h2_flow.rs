@@ -123,7 +123,11 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
     for i in 0..STREAMS - 1 {
         stalled.push(upload_one_window(&send, &app, &token, &format!("stalled{i}.bin")).await);
     }
-    assert_eq!(budget.in_use(), budget.capacity(), "the uploads are waiting");
+    assert_eq!(
+        budget.in_use(),
+        budget.capacity(),
+        "the uploads are waiting"
+    );
     // The sibling: a login, whose body needs connection window too, is answered.
     let mut ready = tokio::time::timeout(GUARD, send.clone().ready())
         .await
