@@ -90,8 +90,9 @@ pub async fn start_s3(root: &Path) -> Result<String> {
 /// files up to `max_file_size`, no periodic gc, and, given an endpoint, the `s3s-fs` bucket.
 pub fn mtfu_command(bin: &Path, dir: &Path, max_file_size: u64, s3: Option<&str>) -> Command {
     let mut c = Command::new(bin);
-    // MTFU_BIN is the harnesses', not a configuration key of mtfu's.
+    // MTFU_BIN and MTFU_BIN_BEFORE are the harnesses', not configuration keys of mtfu's.
     c.env_remove("MTFU_BIN")
+        .env_remove("MTFU_BIN_BEFORE")
         .env("MTFU_SERVER__DATA_DIR", dir)
         .env("MTFU_SERVER__LISTEN", "127.0.0.1:0")
         .env("MTFU_SERVER__METRICS_LISTEN", "127.0.0.1:0")
