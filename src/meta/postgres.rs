@@ -103,7 +103,11 @@ impl Native for Postgres {
         .await
     }
 
-    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<(u64, Vec<FileRecord>)> {
+    async fn snapshot_page(
+        &self,
+        l: Listing,
+        page: SeedPage,
+    ) -> MetaResult<(u64, Vec<FileRecord>)> {
         self.with(move |c| Box::pin(async move { listing::snapshot_page(c, &l, page).await }))
             .await
     }

@@ -11,6 +11,7 @@ use crate::meta::{ListFilter, MetaError, MetaResult};
 mod backend;
 mod exec;
 mod fsck;
+pub(crate) mod quota;
 mod session;
 pub(crate) mod tus;
 
@@ -247,7 +248,10 @@ pub(crate) fn count_sql(
         Some(name) => {
             args.push(Arg::from(name));
             let p = d.param(3);
-            (format!(" WHERE t.username = {p}"), format!(" AND t.username = {p}"))
+            (
+                format!(" WHERE t.username = {p}"),
+                format!(" AND t.username = {p}"),
+            )
         }
         None => (String::new(), String::new()),
     };

@@ -25,7 +25,6 @@ mod sql;
 mod tests;
 mod tus;
 
-
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -185,8 +184,13 @@ impl Native for Sqlite {
             .await
     }
 
-    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<(u64, Vec<FileRecord>)> {
-        self.read(move |c| listing::snapshot_page(c, &l, page)).await
+    async fn snapshot_page(
+        &self,
+        l: Listing,
+        page: SeedPage,
+    ) -> MetaResult<(u64, Vec<FileRecord>)> {
+        self.read(move |c| listing::snapshot_page(c, &l, page))
+            .await
     }
 
     async fn reap(&self, before: (Micros, Micros)) -> MetaResult<Reaped> {

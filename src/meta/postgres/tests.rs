@@ -6,8 +6,8 @@ use super::migrate::MIGRATIONS;
 use super::*;
 use crate::config::PostgresConfig;
 use crate::domain::{Tenant, TenantId, TenantName};
-use crate::meta::{ListFilter, MetaBackend};
 use crate::meta::sql::Dialect;
+use crate::meta::{ListFilter, MetaBackend};
 use tokio_postgres::NoTls;
 
 #[test]

@@ -17,9 +17,7 @@ use crate::meta::page::{Read, SeedPage};
 use crate::meta::quota::QuotaStore;
 use crate::meta::seed::SeedStore;
 use crate::meta::sql::tus::TusCreate;
-use crate::meta::{
-    Claim, ListCursor, ListFilter, MetaBackend, MetaResult, Reaped, TenantEntry,
-};
+use crate::meta::{Claim, ListCursor, ListFilter, MetaBackend, MetaResult, Reaped, TenantEntry};
 
 /// A tenant to create: its name, the name's look-alike key, its password hash.
 pub struct NewTenant {
@@ -77,7 +75,8 @@ pub trait Native: Exec {
     /// See [`MetaBackend::commit_file`].
     async fn commit(&self, c: Commit) -> MetaResult<(FileRecord, Option<BlobKey>)>;
     /// See [`MetaBackend::list_page`]: the count and the page in one snapshot.
-    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<(u64, Vec<FileRecord>)>;
+    async fn snapshot_page(&self, l: Listing, page: SeedPage)
+    -> MetaResult<(u64, Vec<FileRecord>)>;
     /// See [`MetaBackend::reap_files`]: `(deleted_before, expired_before)`.
     async fn reap(&self, before: (Micros, Micros)) -> MetaResult<Reaped>;
 }
@@ -392,7 +391,10 @@ impl<E: Native + TusCreate + QuotaStore + SeedStore> MetaBackend for E {
     ) -> MetaResult<Option<BlobKey>> {
         let args = args![id.as_str(), tenant.id.0, now];
         let row = self.query_opt(On::Write, DELETE_FILE.into(), args).await?;
-        Ok(row.map(|r| r.text(0)).transpose()?.and_then(|k| BlobKey::from_stored(&k)))
+        Ok(row
+            .map(|r| r.text(0))
+            .transpose()?
+            .and_then(|k| BlobKey::from_stored(&k)))
     }
 
     async fn delete_files_returning(
@@ -419,7 +421,9 @@ impl<E: Native + TusCreate + QuotaStore + SeedStore> MetaBackend for E {
 
     async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>> {
         let sql = "SELECT urls_revoked_before FROM tenants WHERE id = $1";
-        let row = self.query_opt(On::Read, sql.into(), args![tenant.0]).await?;
+        let row = self
+            .query_opt(On::Read, sql.into(), args![tenant.0])
+            .await?;
         row.map(|r| r.int(0)).transpose()
     }
 }
