@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::page::SeedPage;
-use super::sql::{Commit, Dialect, Listing, Native, NewTenant};
+use super::sql::{Commit, Counted, Dialect, Listing, Native, NewTenant};
 use super::{MetaError, MetaResult, Reaped};
 use crate::domain::{BlobKey, FileRecord, Micros, TenantId};
 
@@ -103,11 +103,7 @@ impl Native for Postgres {
         .await
     }
 
-    async fn snapshot_page(
-        &self,
-        l: Listing,
-        page: SeedPage,
-    ) -> MetaResult<(u64, Vec<FileRecord>)> {
+    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<Counted> {
         self.with(move |c| Box::pin(async move { listing::snapshot_page(c, &l, page).await }))
             .await
     }

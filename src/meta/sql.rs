@@ -12,10 +12,11 @@ mod backend;
 mod exec;
 mod fsck;
 pub(crate) mod quota;
+pub(crate) mod seed;
 mod session;
 pub(crate) mod tus;
 
-pub(crate) use backend::{Commit, Listing, Native, NewTenant};
+pub(crate) use backend::{Commit, Counted, Listing, Native, NewTenant};
 pub(crate) use exec::args;
 pub use exec::{Arg, Exec, On, Row, Sql, Val, big, sqlite_text};
 pub(crate) use session::tenant_from_row;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::page::SeedPage;
-use super::sql::{Commit, Dialect, Listing, Native, NewTenant};
+use super::sql::{Commit, Counted, Dialect, Listing, Native, NewTenant};
 use super::{MetaError, MetaResult, Reaped};
 use crate::domain::{BlobKey, FileRecord, Micros, TenantId};
 
@@ -184,11 +184,7 @@ impl Native for Sqlite {
             .await
     }
 
-    async fn snapshot_page(
-        &self,
-        l: Listing,
-        page: SeedPage,
-    ) -> MetaResult<(u64, Vec<FileRecord>)> {
+    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<Counted> {
         self.read(move |c| listing::snapshot_page(c, &l, page))
             .await
     }

@@ -34,6 +34,9 @@ pub struct Commit {
     pub claim: Claim,
 }
 
+/// A listing's count, and a page of it.
+pub type Counted = (u64, Vec<FileRecord>);
+
 /// A listing: who looks, through which filter, when.
 pub struct Listing {
     pub viewer: Tenant,
@@ -75,8 +78,7 @@ pub trait Native: Exec {
     /// See [`MetaBackend::commit_file`].
     async fn commit(&self, c: Commit) -> MetaResult<(FileRecord, Option<BlobKey>)>;
     /// See [`MetaBackend::list_page`]: the count and the page in one snapshot.
-    async fn snapshot_page(&self, l: Listing, page: SeedPage)
-    -> MetaResult<(u64, Vec<FileRecord>)>;
+    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<Counted>;
     /// See [`MetaBackend::reap_files`]: `(deleted_before, expired_before)`.
     async fn reap(&self, before: (Micros, Micros)) -> MetaResult<Reaped>;
 }
