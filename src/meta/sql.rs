@@ -1,8 +1,9 @@
-//! SQL text the two metadata stores share, written once: the file row's columns, the listing's
-//! `WHERE` clause (visibility, then filters) and its keyset query. What differs between SQLite
-//! and PostgreSQL here is spelling only, and [`Dialect`] holds it: the placeholders (`?1`, `$1`),
-//! a boolean column's test, the collation a cursor's values compare in, and how a branch of a
-//! `UNION` carries its own `ORDER BY ... LIMIT`.
+//! SQL the two metadata stores share, written once: the file row's columns and how a row becomes
+//! a record, the listing's `WHERE` clause (visibility, then filters), its keyset query, its count
+//! and offset pages; and in the submodules the stores' traits over [`Exec`]. What differs between
+//! SQLite and PostgreSQL here is spelling only, and [`Dialect`] holds it: the placeholders (`?1`,
+//! `$1`), a boolean column's test, the collation a cursor's values compare in, how a branch of a
+//! `UNION` carries its own `ORDER BY ... LIMIT`, an index hint, PostgreSQL's deep offset pages.
 
 use crate::domain::{BlobKey, FileRecord, Micros, Tenant, TenantId};
 use crate::meta::page::Read;
