@@ -10,7 +10,7 @@
 //! removed by gc once neither an upload intent nor a resumable upload names their blob key.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
-//! its SQL in `sqlite/quota.rs` and `postgres/quota.rs`.
+//! its SQL in `sql/quota.rs` (each store's transaction of a reservation in its own `quota.rs`).
 
 use async_trait::async_trait;
 

@@ -4,7 +4,7 @@
 //! original issued finds its tenant through its `user_id`.
 //!
 //! A separate trait from [`MetaBackend`](super::MetaBackend) (of which it is a supertrait), with
-//! its SQL in `sqlite/seed.rs` and `postgres/seed.rs`.
+//! its SQL in `sql/seed.rs`.
 
 use async_trait::async_trait;
 

@@ -7,13 +7,10 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{
-    Claim, ListCursor, ListFilter, MetaBackend, MetaError, MetaResult, Reaped, TenantEntry,
-};
-use crate::domain::{
-    BlobKey, FileId, FileRecord, Micros, NewFile, Resource, ResourceId, Tenant, TenantId,
-    TenantName,
-};
+use super::page::SeedPage;
+use super::sql::{Commit, Counted, Dialect, Listing, Native, NewTenant};
+use super::{MetaError, MetaResult, Reaped};
+use crate::domain::{BlobKey, FileRecord, Micros, TenantId};
 
 mod batch;
 mod commit;
@@ -27,8 +24,6 @@ mod sql;
 #[cfg(test)]
 mod tests;
 mod tus;
-
-use sql::{FILE_COLUMNS, blob_keys, file_from_row, keyset_sql, tenant_from_row, visible_where};
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -95,8 +90,12 @@ pub struct Sqlite {
 }
 
 #[async_trait]
-impl MetaBackend for Sqlite {
-    async fn migrate(&self) -> MetaResult<usize> {
+impl Native for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn run_migrations(&self) -> MetaResult<usize> {
         self.with(|c| {
             c.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -130,69 +129,20 @@ impl MetaBackend for Sqlite {
         .await
     }
 
-    fn writes_queued(&self) -> usize {
+    fn queued_writes(&self) -> usize {
         Sqlite::writes_queued(self)
     }
 
-    fn group_commits(&self) -> Option<(u64, u64, u64)> {
+    fn commit_stats(&self) -> Option<(u64, u64, u64)> {
         Some(self.batch.stats())
     }
 
-    async fn ping(&self) -> MetaResult<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    async fn insert_tenant(&self, t: NewTenant) -> MetaResult<TenantId> {
+        self.with(move |c| names::create_tenant(c, &t.name, &t.key, &t.hash))
             .await
     }
 
-    async fn create_tenant(&self, name: &TenantName, password_hash: &str) -> MetaResult<TenantId> {
-        let (name, key, hash) = (name.to_string(), name.key(), password_hash.to_owned());
-        self.with(move |c| names::create_tenant(c, &name, &key, &hash))
-            .await
-    }
-
-    async fn tenant_by_name(&self, name: &str) -> MetaResult<Option<(Tenant, String)>> {
-        let name = name.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT id, username, password_hash FROM tenants WHERE username = ?1",
-                [name],
-                |r| Ok((tenant_from_row(r)?, r.get(2)?)),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn tenant_by_id(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT id, username FROM tenants WHERE id = ?1",
-                [id.0],
-                tenant_from_row,
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn list_tenants(&self) -> MetaResult<Vec<TenantEntry>> {
-        self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT id, username, created_at, last_login_at FROM tenants ORDER BY username",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(TenantEntry {
-                    tenant: tenant_from_row(r)?,
-                    created_at: r.get(2)?,
-                    last_login_at: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    async fn remove_tenant(&self, name: &TenantName) -> MetaResult<bool> {
-        let name = name.as_str().to_owned();
+    async fn delete_tenant(&self, name: String) -> MetaResult<bool> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let id: Option<i64> = tx
@@ -229,369 +179,23 @@ impl MetaBackend for Sqlite {
         .await
     }
 
-    async fn set_password(&self, name: &TenantName, password_hash: &str) -> MetaResult<bool> {
-        let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
-        self.with(move |c| {
-            Ok(c.execute(
-                "UPDATE tenants SET password_hash = ?2, session_epoch = session_epoch + 1 WHERE username = ?1",
-                params![name, hash],
-            )? == 1)
-        })
-        .await
-    }
-
-    async fn record_intent(
-        &self,
-        tenant: &Tenant,
-        key: &BlobKey,
-        now: Micros,
-        lease_until: Micros,
-    ) -> MetaResult<()> {
-        let (tid, key) = (tenant.id.0, key.as_str().to_owned());
-        self.batched(move |c| commit::record_intent(c, tid, &key, now, lease_until))
+    async fn commit(&self, c: Commit) -> MetaResult<(FileRecord, Option<BlobKey>)> {
+        self.batched(move |conn| commit::commit_file(conn, &c.tenant, c.file, c.now, &c.claim))
             .await
     }
 
-    async fn renew_intent(&self, key: &BlobKey, until: Micros) -> MetaResult<bool> {
-        let key = key.as_str().to_owned();
-        self.batched(move |c| {
-            Ok(
-                c.prepare_cached("UPDATE upload_intents SET lease_until = ?2 WHERE blob_key = ?1")?
-                    .execute(params![key, until])?
-                    == 1,
-            )
-        })
-        .await
-    }
-
-    async fn drop_intent(&self, key: &BlobKey) -> MetaResult<bool> {
-        let key = key.as_str().to_owned();
-        self.batched(move |c| {
-            Ok(
-                c.prepare_cached("DELETE FROM upload_intents WHERE blob_key = ?1")?
-                    .execute([key])?
-                    == 1,
-            )
-        })
-        .await
-    }
-
-    async fn commit_file(
-        &self,
-        tenant: &Tenant,
-        file: NewFile,
-        now: Micros,
-        claim: Claim,
-    ) -> MetaResult<(FileRecord, Option<BlobKey>)> {
-        let tenant = tenant.clone();
-        self.batched(move |c| commit::commit_file(c, &tenant, file, now, &claim))
+    async fn snapshot_page(&self, l: Listing, page: SeedPage) -> MetaResult<Counted> {
+        self.read(move |c| listing::snapshot_page(c, &l, page))
             .await
     }
 
-    async fn count_files(
-        &self,
-        viewer: &Tenant,
-        filter: &ListFilter,
-        now: Micros,
-    ) -> MetaResult<u64> {
-        let (viewer, filter) = (viewer.clone(), filter.clone());
-        self.read(move |c| Ok(listing::count(c, &viewer, &filter, now)?))
-            .await
-    }
-
-    async fn list_files(
-        &self,
-        viewer: &Tenant,
-        filter: &ListFilter,
-        now: Micros,
-        offset: u64,
-        limit: u64,
-    ) -> MetaResult<Vec<FileRecord>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (viewer, filter) = (viewer.clone(), filter.clone());
-        let read = super::page::Read::forward(offset, limit);
-        self.read(move |c| Ok(listing::page(c, &viewer, &filter, now, read)?))
-            .await
-    }
-
-    async fn list_page(
-        &self,
-        viewer: &Tenant,
-        filter: &ListFilter,
-        now: Micros,
-        page: super::page::SeedPage,
-    ) -> MetaResult<(u64, Vec<FileRecord>)> {
-        let (viewer, filter) = (viewer.clone(), filter.clone());
-        self.read(move |c| {
-            // One read transaction: the count and the page come from one snapshot.
-            let tx = c.transaction()?;
-            let count = listing::count(&tx, &viewer, &filter, now)?;
-            let files = match page.plan(count) {
-                Some(read) => listing::page(&tx, &viewer, &filter, now, read)?,
-                None => Vec::new(),
-            };
-            Ok((count, files))
-        })
-        .await
-    }
-
-    async fn list_files_after(
-        &self,
-        viewer: &Tenant,
-        filter: &ListFilter,
-        now: Micros,
-        after: Option<&ListCursor>,
-        limit: u64,
-    ) -> MetaResult<Vec<FileRecord>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (cond, mut args) = visible_where(viewer, filter, now);
-        let sql = keyset_sql(&cond, args.len(), after.is_some());
-        if let Some(c) = after {
-            args.extend(crate::meta::sql::args![&c.name, &c.tenant_username, &c.id]);
-        }
-        args.push(crate::meta::sql::big(limit));
-        self.read(move |c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), file_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    async fn owned_file(
-        &self,
-        owner: TenantId,
-        id: &str,
-        now: Micros,
-    ) -> MetaResult<Option<FileRecord>> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-                 WHERE f.id = ?1 AND f.tenant_id = ?2 AND f.deleted_at IS NULL
-                   AND (f.expire_at IS NULL OR f.expire_at > ?3)"
-            );
-            Ok(c.query_row(&sql, params![id, owner.0, now], file_from_row)
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn delete_files(
-        &self,
-        tenant: &Tenant,
-        resource: &Resource,
-        resource_id: &ResourceId,
-        now: Micros,
-    ) -> MetaResult<u64> {
-        let (tid, r, rid) = (
-            tenant.id.0,
-            resource.as_str().to_owned(),
-            resource_id.as_str().to_owned(),
-        );
-        self.with(move |c| {
-            Ok(c.execute(
-                "UPDATE files SET deleted_at = ?4 WHERE tenant_id = ?1 AND resource = ?2
-                   AND resource_id = ?3 AND deleted_at IS NULL",
-                params![tid, r, rid, now],
-            )? as u64)
-        })
-        .await
-    }
-
-    async fn blacklist_refresh(&self, jti: &str, expires_at: Micros) -> MetaResult<bool> {
-        let jti = jti.to_owned();
-        self.with(move |c| {
-            Ok(c.execute(
-                "INSERT OR IGNORE INTO refresh_blacklist (jti, expires_at) VALUES (?1, ?2)",
-                params![jti, expires_at],
-            )? == 1)
-        })
-        .await
-    }
-
-    async fn reap_files(
-        &self,
-        deleted_before: Micros,
-        expired_before: Micros,
-    ) -> MetaResult<Reaped> {
+    async fn reap(&self, before: (Micros, Micros)) -> MetaResult<Reaped> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = crate::domain::now_micros();
-            let reaped = shared::reap(&tx, deleted_before, expired_before, now)?;
+            let reaped = shared::reap(&tx, before.0, before.1, now)?;
             tx.commit()?;
             Ok(reaped)
-        })
-        .await
-    }
-
-    async fn garbage(&self, limit: u64) -> MetaResult<Vec<BlobKey>> {
-        self.with(move |c| {
-            let mut st = c.prepare("SELECT blob_key FROM garbage ORDER BY added_at LIMIT ?1")?;
-            let rows = st.query_map([limit as i64], |r| r.get::<_, String>(0))?;
-            let keys = rows.collect::<Result<Vec<_>, _>>()?;
-            Ok(keys
-                .iter()
-                .filter_map(|k| BlobKey::from_stored(k))
-                .collect())
-        })
-        .await
-    }
-
-    async fn forget_garbage(&self, key: &BlobKey) -> MetaResult<()> {
-        let key = key.as_str().to_owned();
-        self.with(move |c| {
-            c.execute("DELETE FROM garbage WHERE blob_key = ?1", [key])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn stale_intents(&self, now: Micros) -> MetaResult<Vec<BlobKey>> {
-        self.with(move |c| {
-            let mut st = c.prepare(
-                "SELECT blob_key FROM upload_intents WHERE lease_until < ?1 ORDER BY lease_until",
-            )?;
-            Ok(blob_keys(st.query_map([now], |r| r.get::<_, String>(0))?)?)
-        })
-        .await
-    }
-
-    async fn take_stale_intents(&self, now: Micros, limit: u64) -> MetaResult<Vec<BlobKey>> {
-        self.with(move |c| {
-            let mut st = c.prepare(
-                "DELETE FROM upload_intents WHERE blob_key IN (
-                     SELECT blob_key FROM upload_intents WHERE lease_until < ?1
-                     ORDER BY lease_until LIMIT ?2)
-                 RETURNING blob_key",
-            )?;
-            Ok(blob_keys(
-                st.query_map(params![now, limit as i64], |r| r.get::<_, String>(0))?,
-            )?)
-        })
-        .await
-    }
-
-    async fn key_known(&self, key: &BlobKey) -> MetaResult<bool> {
-        let key = key.as_str().to_owned();
-        self.with(move |c| {
-            Ok(c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM files WHERE blob_key = ?1)
-                     OR EXISTS(SELECT 1 FROM upload_intents WHERE blob_key = ?1)
-                     OR EXISTS(SELECT 1 FROM garbage WHERE blob_key = ?1)",
-                [key],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
-
-    async fn purge_blacklist(&self, now: Micros) -> MetaResult<u64> {
-        self.with(move |c| {
-            Ok(c.execute("DELETE FROM refresh_blacklist WHERE expires_at < ?1", [now])? as u64)
-        })
-        .await
-    }
-
-    // The v2 file routes and signed-link revocation.
-
-    async fn visible_file(
-        &self,
-        viewer: &Tenant,
-        id: &FileId,
-        now: Micros,
-    ) -> MetaResult<Option<FileRecord>> {
-        let (id, viewer) = (id.as_str().to_owned(), viewer.id.0);
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-                 WHERE f.id = ?1 AND f.deleted_at IS NULL
-                   AND (f.expire_at IS NULL OR f.expire_at > ?3)
-                   AND (f.tenant_id = ?2 OR f.is_public = 1)"
-            );
-            let mut st = c.prepare_cached(&sql)?;
-            Ok(st
-                .query_row(params![id, viewer, now], file_from_row)
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn delete_file(
-        &self,
-        tenant: &Tenant,
-        id: &FileId,
-        now: Micros,
-    ) -> MetaResult<Option<BlobKey>> {
-        let (id, tid) = (id.as_str().to_owned(), tenant.id.0);
-        self.with(move |c| {
-            let key: Option<String> = c
-                .query_row(
-                    "UPDATE files SET deleted_at = ?3 WHERE id = ?1 AND tenant_id = ?2
-                       AND deleted_at IS NULL AND (expire_at IS NULL OR expire_at > ?3)
-                     RETURNING blob_key",
-                    params![id, tid, now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(key.and_then(|k| BlobKey::from_stored(&k)))
-        })
-        .await
-    }
-
-    async fn delete_files_returning(
-        &self,
-        tenant: &Tenant,
-        resource: &Resource,
-        resource_id: &ResourceId,
-        now: Micros,
-    ) -> MetaResult<Vec<BlobKey>> {
-        let (tid, r, rid) = (
-            tenant.id.0,
-            resource.as_str().to_owned(),
-            resource_id.as_str().to_owned(),
-        );
-        self.with(move |c| {
-            let mut st = c.prepare(
-                "UPDATE files SET deleted_at = ?4 WHERE tenant_id = ?1 AND resource = ?2
-                   AND resource_id = ?3 AND deleted_at IS NULL
-                 RETURNING blob_key",
-            )?;
-            let rows = st.query_map(params![tid, r, rid, now], |r| r.get::<_, String>(0))?;
-            let keys = rows.collect::<Result<Vec<_>, _>>()?;
-            Ok(keys
-                .iter()
-                .filter_map(|k| BlobKey::from_stored(k))
-                .collect())
-        })
-        .await
-    }
-
-    async fn revoke_urls(&self, tenant: TenantId, at: Micros) -> MetaResult<Option<Micros>> {
-        self.with(move |c| {
-            Ok(c.query_row(
-                "UPDATE tenants SET urls_revoked_before = MAX(urls_revoked_before, ?2)
-                 WHERE id = ?1 RETURNING urls_revoked_before",
-                params![tenant.0, at],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn urls_revoked_before(&self, tenant: TenantId) -> MetaResult<Option<Micros>> {
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT urls_revoked_before FROM tenants WHERE id = ?1",
-                [tenant.0],
-                |r| r.get(0),
-            )
-            .optional()?)
         })
         .await
     }

@@ -1,106 +1,39 @@
-//! The seed's offset listing (see `meta::page`): the count from `file_counts`, pages through the
-//! listing's two branches; and gc's folding of the counters' delta rows.
+//! The seed's offset listing (see `meta::page`) on PostgreSQL, the count and the page from one
+//! snapshot; and gc's folding of the counters' delta rows.
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::IsolationLevel;
 
-use super::{FILE_COLUMNS, Param, as_i64, as_u64, file_from_row, params, visible_where};
-use crate::domain::{FileRecord, Micros, Tenant};
-use crate::meta::page::Read;
-use crate::meta::{ListFilter, MetaResult};
+use super::sql::run;
+use crate::domain::FileRecord;
+use crate::meta::MetaResult;
+use crate::meta::page::SeedPage;
+use crate::meta::sql::{Dialect, Listing, count_from_rows, file_from_row};
 
-/// Deeper than this (rows before the page, counted from the nearer end), each branch would
-/// yield and sort too many keys (about 2 s at 500,000 on the development machine, against
-/// about 1 s for one ordered scan): the page is read with one `OFFSET` over the whole listing,
-/// as before the branches. Pages near either end never are.
-const BRANCH_DEPTH: u64 = 100_000;
-
-/// How many files `viewer` sees through `filter` (see the SQLite store's `count`): without a
-/// resource filter, the sum of `file_counts`' deltas (the viewer's live files, every other
-/// tenant's live public ones) less the live files that expired and gc has not reaped.
-pub(super) async fn count<C: GenericClient>(
-    c: &C,
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-) -> MetaResult<u64> {
-    if filter.resource.is_some() || filter.resource_id.is_some() {
-        let (cond, args) = visible_where(viewer, filter, now);
-        let sql = format!(
-            "SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id WHERE {cond}"
-        );
-        let st = c.prepare_cached(&sql).await?;
-        let n: i64 = c.query_one(&st, &params(&args)).await?.try_get(0)?;
-        return Ok(as_u64(n));
-    }
-    let mut args: Vec<Param> = vec![Box::new(viewer.id.0), Box::new(now)];
-    let (on_counts, on_files) = match &filter.tenant_username {
-        Some(name) => {
-            args.push(Box::new(name.clone()));
-            (" WHERE t.username = $3", " AND t.username = $3")
+/// The count and the page (their SQL is `meta::sql`'s) in one read-only snapshot.
+pub(super) async fn snapshot_page(
+    c: &mut Object,
+    l: &Listing,
+    page: SeedPage,
+) -> MetaResult<(u64, Vec<FileRecord>)> {
+    let tx = c
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let (sql, args) = l.count(Dialect::Postgres);
+    let count = count_from_rows(&run(&tx, &sql, args).await?)?;
+    let files = match page.plan(count) {
+        Some(read) => {
+            let (sql, args) = l.page(Dialect::Postgres, read);
+            let rows = run(&tx, &sql, args).await?;
+            rows.iter().map(file_from_row).collect::<MetaResult<_>>()?
         }
-        None => ("", ""),
+        None => Vec::new(),
     };
-    let sql = format!(
-        "SELECT (SELECT coalesce(sum(CASE WHEN c.tenant_id = $1 THEN c.live ELSE c.public END), 0)
-                 FROM file_counts c JOIN tenants t ON t.id = c.tenant_id{on_counts})::bigint
-              - (SELECT COUNT(*) FROM files f JOIN tenants t ON t.id = f.tenant_id
-                 WHERE f.deleted_at IS NULL AND f.expire_at IS NOT NULL AND f.expire_at <= $2
-                   AND (f.tenant_id = $1 OR f.is_public){on_files})"
-    );
-    let st = c.prepare_cached(&sql).await?;
-    let n: i64 = c.query_one(&st, &params(&args)).await?.try_get(0)?;
-    Ok(as_u64(n))
-}
-
-/// The rows of `read`, in the listing's order: each branch (own files, public files) yields its
-/// first `read.depth()` sort keys from its covering index in `read`'s direction (an
-/// incremental sort puts owners in order within a name), `UNION` merges them and keeps one copy
-/// of the viewer's public files, and only the page's rows are read from the table.
-pub(super) async fn page<C: GenericClient>(
-    c: &C,
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-    read: Read,
-) -> MetaResult<Vec<FileRecord>> {
-    let (cond, mut args) = visible_where(viewer, filter, now);
-    let n = args.len();
-    let sql = if read.depth() > BRANCH_DEPTH {
-        args.push(Box::new(as_i64(read.take)));
-        args.push(Box::new(as_i64(read.offset)));
-        format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN tenants t ON t.id = f.tenant_id
-             WHERE {cond} ORDER BY f.name, t.username, f.id LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        )
-    } else {
-        let d = read.dir();
-        let branch = |visible: &str| {
-            format!(
-                "(SELECT f.name AS name, t.username AS username, f.id AS id
-                  FROM files f JOIN tenants t ON t.id = f.tenant_id WHERE {cond} AND {visible}
-                  ORDER BY f.name {d}, t.username {d}, f.id {d} LIMIT ${})",
-                n + 1
-            )
-        };
-        args.push(Box::new(as_i64(read.depth())));
-        args.push(Box::new(as_i64(read.take)));
-        args.push(Box::new(as_i64(read.skip)));
-        format!(
-            "SELECT {FILE_COLUMNS} FROM ({} UNION {} ORDER BY 1 {d}, 2 {d}, 3 {d}
-               LIMIT ${} OFFSET ${}) p
-             JOIN files f ON f.id = p.id JOIN tenants t ON t.id = f.tenant_id
-             ORDER BY f.name, t.username, f.id",
-            branch("f.tenant_id = $2"),
-            branch("f.is_public"),
-            n + 2,
-            n + 3
-        )
-    };
-    let st = c.prepare_cached(&sql).await?;
-    let rows = c.query(&st, &params(&args)).await?;
-    rows.iter().map(file_from_row).collect()
+    tx.commit().await?;
+    Ok((count, files))
 }
 
 /// Fold each tenant's `file_counts` deltas into one row, and drop those of removed tenants.

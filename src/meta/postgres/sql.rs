@@ -1,61 +1,16 @@
-//! What the PostgreSQL store's queries share: the file row's mapping to `FileRecord` and
-//! `Tenant`, the listing's `WHERE` clause and keyset query (their text is `meta::sql`'s, in the
-//! PostgreSQL dialect), parameters built at run time, and the unique violation a commit may
-//! retry on.
+//! How the PostgreSQL store runs `meta::sql`'s statements ([`Exec`], and [`run`] on a connection
+//! or transaction), parameters built at run time, and the unique violation a commit may retry
+//! on.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::domain::{BlobKey, FileRecord, Micros, Tenant, TenantId, TenantName};
-use crate::meta::sql::{self, Arg, Dialect, Exec, On, Sql, Val};
-use crate::meta::{ListFilter, MetaError, MetaResult};
+use crate::meta::sql::{self, Arg, Exec, On, Sql, Val};
+use crate::meta::{MetaError, MetaResult};
 
 /// A parameter of a query built at run time.
 pub(super) type Param = Box<dyn ToSql + Sync + Send>;
-
-pub(super) use crate::meta::sql::FILE_COLUMNS;
-
-pub(super) fn file_from_row(r: &Row) -> MetaResult<FileRecord> {
-    let key: String = r.try_get(6)?;
-    let blob_key = BlobKey::from_stored(&key)
-        .ok_or_else(|| MetaError::Internal(format!("malformed blob key {key:?}")))?;
-    let size: i64 = r.try_get(7)?;
-    Ok(FileRecord {
-        id: r.try_get(0)?,
-        tenant_id: TenantId(r.try_get(1)?),
-        tenant_username: r.try_get(2)?,
-        resource: r.try_get(3)?,
-        resource_id: r.try_get(4)?,
-        name: r.try_get(5)?,
-        blob_key,
-        size: u64::try_from(size)
-            .map_err(|_| MetaError::Internal(format!("negative file size {size}")))?,
-        content_type: r.try_get(8)?,
-        sha256: r.try_get(9)?,
-        is_public: r.try_get(10)?,
-        expire_at: r.try_get(11)?,
-        created_at: r.try_get(12)?,
-    })
-}
-
-pub(super) fn tenant_from_row(r: &Row) -> MetaResult<Tenant> {
-    let name: String = r.try_get(1)?;
-    let name = TenantName::parse(&name)
-        .map_err(|e| MetaError::Internal(format!("stored tenant name {name:?}: {e}")))?;
-    Ok(Tenant {
-        id: TenantId(r.try_get(0)?),
-        name,
-    })
-}
-
-pub(super) fn keys_from_rows(rows: &[Row]) -> MetaResult<Vec<BlobKey>> {
-    let mut keys = Vec::with_capacity(rows.len());
-    for r in rows {
-        let k: String = r.try_get(0)?;
-        keys.extend(BlobKey::from_stored(&k));
-    }
-    Ok(keys)
-}
 
 pub(super) fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -63,21 +18,6 @@ pub(super) fn as_i64(n: u64) -> i64 {
 
 pub(super) fn as_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
-}
-
-/// The listing's `WHERE` clause and its parameters (see `meta::sql::visible_where`).
-pub(super) fn visible_where(
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-) -> (String, Vec<Param>) {
-    let (sql, args) = sql::visible_where(Dialect::Postgres, viewer, filter, now);
-    (sql, args.into_iter().map(param).collect())
-}
-
-/// The keyset listing's query (see `meta::sql::keyset_sql`).
-pub(super) fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
-    sql::keyset_sql(Dialect::Postgres, cond, n, after)
 }
 
 pub(super) fn params(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -125,19 +65,25 @@ fn row_values(r: &Row) -> MetaResult<sql::Row> {
     Ok(sql::Row(vals))
 }
 
+/// Run one shared statement on `c` (a pooled connection or a transaction), prepared once per
+/// connection.
+pub(super) async fn run<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    args: Vec<Arg>,
+) -> MetaResult<Vec<sql::Row>> {
+    let args: Vec<Param> = args.into_iter().map(param).collect();
+    let st = c.prepare_cached(sql).await?;
+    let rows = c.query(&st, &params(&args)).await?;
+    rows.iter().map(row_values).collect()
+}
+
 /// Every statement is prepared once per connection.
 #[async_trait::async_trait]
 impl Exec for super::Postgres {
     async fn query(&self, _on: On, sql: Sql, args: Vec<Arg>) -> MetaResult<Vec<sql::Row>> {
-        let args: Vec<Param> = args.into_iter().map(param).collect();
-        self.with(move |c| {
-            Box::pin(async move {
-                let st = c.prepare_cached(&sql).await?;
-                let rows = c.query(&st, &params(&args)).await?;
-                rows.iter().map(row_values).collect()
-            })
-        })
-        .await
+        self.with(move |c| Box::pin(async move { run(&*c, &sql, args).await }))
+            .await
     }
 
     async fn execute(&self, _on: On, sql: Sql, args: Vec<Arg>) -> MetaResult<u64> {

@@ -1,70 +1,10 @@
-//! The PostgreSQL store's tenants: looked up by name or id, listed, removed with everything
-//! they own (files and intents to garbage, resumable uploads expired), their password changed.
+//! A tenant's removal on PostgreSQL, with everything it owns (files and intents to garbage,
+//! resumable uploads expired).
 
-use super::{Postgres, tenant_from_row};
-use crate::domain::{Tenant, TenantId, TenantName};
-use crate::meta::{MetaResult, TenantEntry};
+use super::Postgres;
+use crate::meta::MetaResult;
 
-pub(super) async fn tenant_by_name(
-    pg: &Postgres,
-    name: &str,
-) -> MetaResult<Option<(Tenant, String)>> {
-    let name = name.to_owned();
-    pg.with(move |c| {
-        Box::pin(async move {
-            let row = c
-                .query_opt(
-                    "SELECT id, username, password_hash FROM tenants WHERE username = $1",
-                    &[&name],
-                )
-                .await?;
-            match row {
-                Some(r) => Ok(Some((tenant_from_row(&r)?, r.try_get(2)?))),
-                None => Ok(None),
-            }
-        })
-    })
-    .await
-}
-
-pub(super) async fn tenant_by_id(pg: &Postgres, id: TenantId) -> MetaResult<Option<Tenant>> {
-    pg.with(move |c| {
-        Box::pin(async move {
-            let row = c
-                .query_opt("SELECT id, username FROM tenants WHERE id = $1", &[&id.0])
-                .await?;
-            row.as_ref().map(tenant_from_row).transpose()
-        })
-    })
-    .await
-}
-
-pub(super) async fn list_tenants(pg: &Postgres) -> MetaResult<Vec<TenantEntry>> {
-    pg.with(|c| {
-        Box::pin(async move {
-            let rows = c
-                .query(
-                    "SELECT id, username, created_at, last_login_at FROM tenants
-                      ORDER BY username",
-                    &[],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(TenantEntry {
-                        tenant: tenant_from_row(r)?,
-                        created_at: r.try_get(2)?,
-                        last_login_at: r.try_get(3)?,
-                    })
-                })
-                .collect()
-        })
-    })
-    .await
-}
-
-pub(super) async fn remove_tenant(pg: &Postgres, name: &TenantName) -> MetaResult<bool> {
-    let name = name.as_str().to_owned();
+pub(super) async fn remove_tenant(pg: &Postgres, name: String) -> MetaResult<bool> {
     pg.with(move |c| {
         Box::pin(async move {
             let tx = c.transaction().await?;
@@ -108,25 +48,6 @@ pub(super) async fn remove_tenant(pg: &Postgres, name: &TenantName) -> MetaResul
                 .await?;
             tx.commit().await?;
             Ok(true)
-        })
-    })
-    .await
-}
-
-pub(super) async fn set_password(
-    pg: &Postgres,
-    name: &TenantName,
-    password_hash: &str,
-) -> MetaResult<bool> {
-    let (name, hash) = (name.as_str().to_owned(), password_hash.to_owned());
-    pg.with(move |c| {
-        Box::pin(async move {
-            Ok(c.execute(
-                "UPDATE tenants SET password_hash = $2, session_epoch = session_epoch + 1 WHERE username = $1",
-                &[&name, &hash],
-            )
-            .await?
-                == 1)
         })
     })
     .await

@@ -5,6 +5,9 @@
 use super::migrate::MIGRATIONS;
 use super::*;
 use crate::config::PostgresConfig;
+use crate::domain::{Tenant, TenantId, TenantName};
+use crate::meta::sql::Dialect;
+use crate::meta::{ListFilter, MetaBackend};
 use tokio_postgres::NoTls;
 
 #[test]
@@ -34,7 +37,7 @@ fn listing_filters_become_numbered_placeholders() {
         resource_id: None,
         tenant_username: Some("john2".into()),
     };
-    let (sql, args) = visible_where(&viewer, &filter, 0);
+    let (sql, args) = crate::meta::sql::visible_where(Dialect::Postgres, &viewer, &filter, 0);
     assert!(
         sql.ends_with("AND f.resource = $3 AND t.username = $4"),
         "{sql}"

@@ -1,28 +1,13 @@
-//! An upload's writes on SQLite: its intent, and the commit that consumes the intent (or a
-//! resumable upload's row) and makes the file visible. Both run in a group commit
-//! ([`super::batch`]): inside a transaction shared with other writes, under a savepoint of their
-//! own, so a failure here rolls back this write alone.
+//! An upload's commit on SQLite, which consumes the intent (or a resumable upload's row) and
+//! makes the file visible. It runs in a group commit ([`super::batch`]): inside a transaction
+//! shared with other writes, under a savepoint of its own, so a failure here rolls back this
+//! write alone.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::shared;
 use crate::domain::{BlobKey, FileRecord, Micros, NewFile, Tenant};
 use crate::meta::{Claim, MetaError, MetaResult};
-
-pub(super) fn record_intent(
-    c: &Connection,
-    tenant: i64,
-    key: &str,
-    now: Micros,
-    lease_until: Micros,
-) -> MetaResult<()> {
-    c.prepare_cached(
-        "INSERT INTO upload_intents (blob_key, tenant_id, started_at, lease_until)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![key, tenant, now, lease_until])?;
-    Ok(())
-}
 
 /// Consume `claim` (or fail with [`MetaError::Gone`], changing nothing), replace the tenant's
 /// live file of the same resource, resource id and name (its key goes to garbage unless another

@@ -1,63 +1,11 @@
-//! What the SQLite store's queries share: the file row's mapping to `FileRecord` and `Tenant`,
-//! the listing's `WHERE` clause and keyset query (their text is `meta::sql`'s, in the SQLite
-//! dialect, with parameters as rusqlite values), blob keys from rows; and how rusqlite's errors
-//! become `MetaError`s.
+//! How the SQLite store runs `meta::sql`'s statements ([`Exec`], and [`run`] on a connection a
+//! transaction holds), with parameters as rusqlite values; and how rusqlite's errors become
+//! `MetaError`s.
 
-use rusqlite::{Connection, Row};
+use rusqlite::Connection;
 
-use crate::domain::{BlobKey, FileRecord, Micros, Tenant, TenantId, TenantName};
-use crate::meta::sql::{self, Arg, Dialect, Exec, On, Sql, Val};
-use crate::meta::{ListFilter, MetaError, MetaResult};
-
-pub(super) use crate::meta::sql::FILE_COLUMNS;
-
-pub(super) fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileRecord> {
-    let key: String = r.get(6)?;
-    let blob_key = BlobKey::from_stored(&key).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            6,
-            rusqlite::types::Type::Text,
-            format!("malformed blob key {key:?}").into(),
-        )
-    })?;
-    Ok(FileRecord {
-        id: r.get(0)?,
-        tenant_id: TenantId(r.get(1)?),
-        tenant_username: r.get(2)?,
-        resource: r.get(3)?,
-        resource_id: r.get(4)?,
-        name: r.get(5)?,
-        blob_key,
-        size: r.get::<_, i64>(7)? as u64,
-        content_type: r.get(8)?,
-        sha256: r.get(9)?,
-        is_public: r.get(10)?,
-        expire_at: r.get(11)?,
-        created_at: r.get(12)?,
-    })
-}
-
-pub(super) fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
-    let name: String = r.get(1)?;
-    let name = TenantName::parse(&name).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
-    })?;
-    Ok(Tenant {
-        id: TenantId(r.get(0)?),
-        name,
-    })
-}
-
-/// The well-formed blob keys among a query's rows.
-pub(super) fn blob_keys(
-    rows: impl Iterator<Item = rusqlite::Result<String>>,
-) -> rusqlite::Result<Vec<BlobKey>> {
-    let mut keys = Vec::new();
-    for k in rows {
-        keys.extend(BlobKey::from_stored(&k?));
-    }
-    Ok(keys)
-}
+use crate::meta::sql::{self, Arg, Exec, On, Sql, Val};
+use crate::meta::{MetaError, MetaResult};
 
 impl From<rusqlite::Error> for MetaError {
     fn from(e: rusqlite::Error) -> Self {
@@ -69,20 +17,6 @@ impl From<rusqlite::Error> for MetaError {
             _ => MetaError::Internal(e.to_string()),
         }
     }
-}
-
-/// The listing's `WHERE` clause and its parameters (see `meta::sql::visible_where`).
-pub(super) fn visible_where(
-    viewer: &Tenant,
-    filter: &ListFilter,
-    now: Micros,
-) -> (String, Vec<Arg>) {
-    sql::visible_where(Dialect::Sqlite, viewer, filter, now)
-}
-
-/// The keyset listing's query (see `meta::sql::keyset_sql`).
-pub(super) fn keyset_sql(cond: &str, n: usize, after: bool) -> String {
-    sql::keyset_sql(Dialect::Sqlite, cond, n, after)
 }
 
 impl rusqlite::ToSql for Arg {
