@@ -15,7 +15,8 @@
 //! - [`upload`], [`quota`]: the one upload pipeline (stream → size limit → quota → sha256 → blob
 //!   writer) and quota admission.
 //! - [`auth`]: JWT access/refresh tokens, argon2 and Django password hashes, signed links.
-//! - [`meta`]: the metadata store trait and its SQLite and PostgreSQL implementations.
+//! - [`meta`]: the metadata store trait, written once over the SQL both stores share
+//!   (`meta::sql`), and the SQLite and PostgreSQL connections, transactions and hooks under it.
 //! - [`blob`]: the blob store trait and its local-disk and S3 implementations.
 //! - [`budget`]: the global buffer budget that bounds the bytes all uploads hold in memory (the
 //!   blob writers pay from it, the pipeline above hands it down).
