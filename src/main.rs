@@ -16,6 +16,14 @@ use cli::logging::{init_logging, journal, json_logs};
 
 mod cli;
 
+/// jemalloc rather than glibc's malloc: glibc kept what a load had used (thread arenas, and
+/// freed part buffers it would not unmap once it had raised its mmap threshold), so RSS never
+/// came back down after a load. jemalloc, configured in `.cargo/config.toml`
+/// (`background_thread`, `dirty_decay_ms`), gives freed pages back to the system by itself
+/// within about a second (see the README's memory benchmark).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The packaged configuration, used when neither --config nor MTFU_CONFIG names one.
 const SYSTEM_CONFIG: &str = "/etc/mtfu/config.toml";
 

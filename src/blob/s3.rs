@@ -23,7 +23,7 @@ use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::Timeo
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use base64::Engine;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 
 mod inventory;
@@ -56,11 +56,6 @@ struct Shared {
     /// How long a read may wait for S3 to start answering, retries included
     /// (`blobs.s3.operation_timeout_secs`, below the server's idle timeout).
     read_deadline: Duration,
-    /// Part buffers kept for reuse, at most `budget / part_size` (the most that can be filled or
-    /// in flight at once). Allocating and freeing an 8 MiB buffer per part made glibc raise its
-    /// mmap threshold and keep the freed buffers in arenas: the benchmark measured ~70 MiB of
-    /// resident memory beyond the budget; reused buffers keep RSS at rest + budget.
-    spare_parts: std::sync::Mutex<Vec<BytesMut>>,
 }
 
 pub struct S3Store {
@@ -143,7 +138,6 @@ impl S3Store {
                 parts_in_flight: cfg.parts_in_flight.max(1),
                 budget,
                 read_deadline: Duration::from_secs(cfg.operation_timeout_secs),
-                spare_parts: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -155,29 +149,11 @@ impl S3Store {
 }
 
 impl Shared {
-    /// An empty buffer for a part of `cap` bytes: a spare one when `cap` is a whole part.
+    /// An empty buffer for a part of `cap` bytes. Not pooled: a spare-buffer pool kept RSS at
+    /// rest + budget for ever after a load; the allocator (mimalloc) reuses freed buffers and
+    /// gives them back to the system when the load ends.
     fn part_buffer(&self, cap: usize) -> BytesMut {
-        if cap == self.part_size
-            && let Some(mut buf) = self.spare_parts.lock().ok().and_then(|mut v| v.pop())
-        {
-            buf.clear();
-            return buf;
-        }
         BytesMut::with_capacity(cap)
-    }
-
-    /// Keep a sent part's buffer for the next part, if nothing else holds it.
-    fn recycle(&self, data: Bytes) {
-        let Ok(buf) = data.try_into_mut() else {
-            return;
-        };
-        let most = (self.budget.capacity() as usize / self.part_size.max(1)).max(1);
-        if buf.capacity() >= self.part_size
-            && let Ok(mut spare) = self.spare_parts.lock()
-            && spare.len() < most
-        {
-            spare.push(buf);
-        }
     }
 
     fn object_key(&self, key: &BlobKey) -> String {

@@ -120,7 +120,6 @@ impl Shared {
             .await
             .map_err(|e| classify("UploadPart", e))?;
         let size = data.len() as u64;
-        self.recycle(data);
         Ok(Part {
             n,
             etag: out.e_tag().map(str::to_owned),

@@ -120,8 +120,8 @@ impl S3Writer {
                 .send()
                 .await
                 .map_err(|e| classify("UploadPart", e))?;
-            // The part is in S3: its buffer can serve again and its budget is free.
-            s.recycle(data);
+            // The part is in S3: its buffer and its budget are free.
+            drop(data);
             drop(permit);
             Ok(CompletedPart::builder()
                 .part_number(number)
