@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct Http2Config {
     /// Flow-control window of one stream, bytes: what a client may send on one request before
     /// mtfu has read it. One stream's upload rate is at most about half of this per round trip
-    /// (16 MiB over 50 ms: HTTP/1.1's pace), as a TCP receive buffer bounds an HTTP/1.1 upload.
+    /// (32 MiB over 50 ms: HTTP/1.1's pace), as a TCP receive buffer bounds an HTTP/1.1 upload.
     /// A connection gets it only while `window_budget` can pay for its windows (its connection
     /// window is this × (streams + 1)); otherwise the largest half, quarter, ... that it can pay
     /// for, down to HTTP/2's 65535.
@@ -19,15 +19,16 @@ pub struct Http2Config {
     pub max_concurrent_streams: u32,
     /// The most all HTTP/2 connections' windows beyond the initial 65535 may hold together,
     /// bytes: with `limits.buffer_budget`, the bound on body bytes held in memory. The default
-    /// pays for one connection with the full default window (144 MiB) and smaller ones beside.
+    /// pays for one connection with the full default windows (32 MiB × 5 = 160 MiB) and smaller
+    /// ones beside.
     pub window_budget: u64,
 }
 
 impl Default for Http2Config {
     fn default() -> Self {
         Self {
-            stream_window_bytes: 16 * 1024 * 1024,
-            max_concurrent_streams: 8,
+            stream_window_bytes: 32 * 1024 * 1024,
+            max_concurrent_streams: 4,
             window_budget: 192 * 1024 * 1024,
         }
     }
@@ -86,7 +87,7 @@ mod tests {
         assert!(d.validate().is_ok());
         assert_eq!(
             connection_window(d.stream_window_bytes, d.max_concurrent_streams),
-            16 * 1024 * 1024 * 9
+            32 * 1024 * 1024 * 5
         );
         let big = Http2Config {
             stream_window_bytes: 1 << 30,

@@ -147,21 +147,21 @@ async fn uploads_stalled_on_the_budget_do_not_block_their_siblings_on_the_connec
 }
 
 /// The windows a client is granted are the configured ones: one stream may send a whole
-/// `http2.stream_window_bytes` (16 MiB, the default) before the server reads any of it (a
+/// `http2.stream_window_bytes` (32 MiB, the default) before the server reads any of it (a
 /// long-distance upload does not wait a round trip every 64 KiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_may_send_its_whole_configured_window_unread() {
-    // The default window budget pays for the default windows (16 MiB × 9) of one connection.
+    // The default window budget pays for the default windows (32 MiB × 5) of one connection.
     let app = spawn_with(|c| {
-        c.limits.max_file_size = 32 * 1024 * 1024;
+        c.limits.max_file_size = 64 * 1024 * 1024;
     })
     .await;
     let window = app.state.cfg.http2.stream_window_bytes as usize;
-    assert_eq!(window, 16 * 1024 * 1024);
+    assert_eq!(window, 32 * 1024 * 1024);
     let (send, _conn, token) = h2_ready(&app).await;
     assert_eq!(
         app.state.windows.held(),
-        9 * window as u64,
+        5 * window as u64,
         "the windows are paid for"
     );
     let budget = app.state.files.budget.clone();
