@@ -136,7 +136,12 @@ impl WriteLock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_intent_is_gone_fails_alone_in_its_batch() {
-    let app = spawn_with(|c| c.metadata.sqlite.busy_timeout_secs = 60).await;
+    let app = spawn_with(|c| {
+        c.metadata.sqlite.busy_timeout_secs = 60;
+        // Six requests at once on the test client's one HTTP/2 connection (4 by default).
+        c.http2.max_concurrent_streams = 8;
+    })
+    .await;
     let t = app.token("john1").await;
     let (meta, blob) = (app.state.files.meta.clone(), app.state.files.blob.clone());
     let hooks = app.state.files.hooks.clone();

@@ -22,7 +22,13 @@ impl WriteLock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_answered_while_writes_wait_for_a_held_write_lock() {
-    let app = spawn_with(|c| c.metadata.sqlite.busy_timeout_secs = 120).await;
+    let app = spawn_with(|c| {
+        c.metadata.sqlite.busy_timeout_secs = 120;
+        // Six writes and the reads at once on the test client's one HTTP/2 connection (4
+        // streams by default).
+        c.http2.max_concurrent_streams = 8;
+    })
+    .await;
     let t = app.token("john1").await;
     let (s, v) = app.upload(&t, "product", "1", "a.txt", b"hello").await;
     assert_eq!(s, 200, "{v}");
