@@ -13,9 +13,9 @@
 //!   one measured in the same rounds;
 //! - `SIZE_MIB` (1024), `ROUNDS` (3).
 //!
-//! The source file is written once (pseudo-random bytes) and read by both dd and curl from the
-//! page cache; each copy is removed after its round so that every round writes to the same
-//! free space. MB = 10^6 bytes. The goal: mtfu ≥ 0.8 × dd.
+//! The source file is written once (a pseudo-random MiB, repeated) and read by both dd and
+//! curl from the page cache; each copy is removed after its round so that every round writes to
+//! the same free space. MB = 10^6 bytes. The goal: mtfu ≥ 0.8 × dd.
 
 mod common;
 
@@ -26,7 +26,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use common::load::cpu_secs;
-use common::{MIB, Mtfu, env_u64, mtfu_bin, mtfu_command};
+use common::{MIB, Mtfu, env_u64, mb_per_s, mtfu_bin, mtfu_command, pattern};
 
 const GOAL: f64 = 0.8;
 
@@ -47,12 +47,12 @@ fn dd(src: &Path, dir: &Path, bytes: u64) -> Result<f64> {
         .args(["bs=1M", "conv=fdatasync", "status=none"])
         .output()
         .context("running dd")?;
-    let secs = t.elapsed().as_secs_f64();
+    let took = t.elapsed();
     if !out.status.success() {
         bail!("dd: {}", String::from_utf8_lossy(&out.stderr));
     }
     std::fs::remove_file(&dest)?;
-    Ok(bytes as f64 / secs / 1e6)
+    Ok(mb_per_s(bytes, took))
 }
 
 /// One curl upload of `src` to `s`; MB/s and the server's CPU seconds for it.
@@ -74,7 +74,7 @@ fn upload(s: &mut Server, src: &Path, bytes: u64) -> Result<(f64, f64)> {
         .arg(format!("{}/api/upload", s.mtfu.base))
         .output()
         .context("running curl")?;
-    let secs = t.elapsed().as_secs_f64();
+    let took = t.elapsed();
     let cpu = cpu_secs(pid)? - cpu0;
     let code = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !code.starts_with('2') {
@@ -88,7 +88,7 @@ fn upload(s: &mut Server, src: &Path, bytes: u64) -> Result<(f64, f64)> {
     let blobs = s.mtfu.data_dir().join("blobs");
     remove_big_files(&blobs, bytes)?;
     Ok((
-        bytes as f64 / secs / 1e6,
+        mb_per_s(bytes, took),
         cpu / (bytes as f64 / (1u64 << 30) as f64),
     ))
 }
@@ -107,19 +107,13 @@ fn remove_big_files(dir: &Path, bytes: u64) -> Result<()> {
     Ok(())
 }
 
+/// The source file: [`pattern`]'s MiB, repeated.
 fn source(dir: &Path, bytes: u64) -> Result<PathBuf> {
     use std::io::Write;
     let path = dir.join("src.bin");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut block = vec![0u8; MIB as usize];
+    let block = pattern();
     for _ in 0..bytes / MIB {
-        for w in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
         f.write_all(&block)?;
     }
     f.flush()?;
