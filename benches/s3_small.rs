@@ -23,7 +23,7 @@ use base64::Engine;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use common::load::{Load, cpu_secs, payload, run_with, uploads};
+use common::load::{CpuSplit, Load, cpu_secs, payload, run_with, uploads};
 use common::{ACCESS_KEY, BUCKET, Mtfu, SECRET_KEY, env_u64, mtfu_bin, mtfu_command, start_s3};
 
 const GOAL: f64 = 0.8;
@@ -73,13 +73,19 @@ async fn direct(client: &aws_sdk_s3::Client, data: Bytes, conns: usize, secs: f6
     .await
 }
 
-fn row(label: &str, l: &Load, cpu_ms: Option<f64>) {
+/// One round's figures; CPU is ms per answered upload: the machine's (both cores), this
+/// process's (the clients and s3s-fs), mtfu's and PostgreSQL's.
+fn row(label: &str, l: &Load, split: &CpuSplit, mtfu_secs: Option<f64>) {
+    let per = |secs: f64| secs * 1e3 / l.ok.max(1) as f64;
     println!(
-        "{label:<26} {:>9.0} {:>8.1} {:>8.1} {:>14} {:>7}",
+        "{label:<26} {:>7.0} {:>7.1} {:>7.1} {:>8.2} {:>8.2} {:>6} {:>6.2} {:>6}",
         l.rate(),
         l.quantile_ms(0.5),
         l.quantile_ms(0.99),
-        cpu_ms.map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+        per(split.machine),
+        per(split.harness),
+        mtfu_secs.map_or_else(|| "-".into(), |c| format!("{:.2}", per(c))),
+        per(split.postgres),
         l.failed
     );
     if let Some(e) = &l.first_error {
@@ -128,18 +134,38 @@ async fn main() -> Result<()> {
                 .unwrap_or_default()
                 .trim()
         );
+        println!("CPU: ms per upload, of the machine (busy, both cores) and of each process");
         println!(
-            "{:<26} {:>9} {:>8} {:>8} {:>14} {:>7}",
-            "client / round", "req/s", "p50 ms", "p99 ms", "mtfu CPU ms/up", "failed"
+            "{:<26} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6}",
+            "client / round",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "machine",
+            "harness",
+            "mtfu",
+            "pg",
+            "failed"
         );
         let (mut d_sum, mut m_sum) = (0.0, 0.0);
         for r in 1..=rounds {
+            let split0 = CpuSplit::now()?;
             let d = direct(&client, data.clone(), conns, secs).await;
-            row(&format!("S3 PutObject direct #{r}"), &d, None);
-            let cpu0 = cpu_secs(mtfu.pid())?;
+            row(
+                &format!("S3 PutObject direct #{r}"),
+                &d,
+                &CpuSplit::now()?.since(&split0),
+                None,
+            );
+            let (split0, cpu0) = (CpuSplit::now()?, cpu_secs(mtfu.pid())?);
             let m = uploads(&mtfu.client, &mtfu.base, &token, "bench", size, conns, secs).await;
-            let cpu = (cpu_secs(mtfu.pid())? - cpu0) * 1e3 / m.ok.max(1) as f64;
-            row(&format!("mtfu PG + S3 #{r}"), &m, Some(cpu));
+            let cpu = cpu_secs(mtfu.pid())? - cpu0;
+            row(
+                &format!("mtfu PG + S3 #{r}"),
+                &m,
+                &CpuSplit::now()?.since(&split0),
+                Some(cpu),
+            );
             d_sum += d.rate();
             m_sum += m.rate();
         }

@@ -76,7 +76,18 @@ pub trait BlobWriter: Send {
     async fn finish(self: Box<Self>) -> BlobResult<()>;
     /// Throw away what was written.
     async fn abort(self: Box<Self>) -> BlobResult<()>;
+
+    /// Offer the writer the blob's running SHA-256. A writer that takes it (`true`) feeds it every
+    /// byte it is given, in order, on the thread that writes them, and has fed the last one when
+    /// `finish` returns: the hash then costs the caller's task (the connection's) nothing. By
+    /// default a writer declines and the caller hashes.
+    fn hash_along(&mut self, _hasher: &SharedHasher) -> bool {
+        false
+    }
 }
+
+/// A SHA-256 that a [`BlobWriter`] feeds from its own thread ([`BlobWriter::hash_along`]).
+pub type SharedHasher = std::sync::Arc<std::sync::Mutex<sha2::Sha256>>;
 
 /// A resumable blob's progress in its store's own terms (S3: the multipart upload, the parts done,
 /// the tail objects shorter than a part), which the caller keeps next to the offset (tus: in the

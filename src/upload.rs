@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::blob::{BlobError, BlobWriter};
+use crate::blob::{BlobError, BlobWriter, SharedHasher};
 
 pub use crate::budget::{Budget, BudgetPermit};
 
@@ -73,7 +73,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut hasher = Sha256::new();
+    // The local store hashes on its writing thread, next to the copy into the file, so that one
+    // large upload uses a second core; otherwise the hash is taken here, chunk by chunk.
+    let along = SharedHasher::default();
+    let mut hasher = (!writer.hash_along(&along)).then(Sha256::new);
     let mut size: u64 = 0;
     let outcome: Result<(), UploadError> = async {
         while let Some(chunk) = body.next().await {
@@ -84,7 +87,9 @@ where
             }
             admit.admit(size).await?;
             metrics::counter!("mtfu_upload_bytes_total").increment(chunk.len() as u64);
-            hasher.update(&chunk);
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
             writer.write(chunk).await?;
         }
         Ok(())
@@ -93,6 +98,9 @@ where
     match outcome {
         Ok(()) => {
             writer.finish().await?;
+            let hasher = hasher.unwrap_or_else(|| {
+                std::mem::take(&mut *along.lock().unwrap_or_else(|e| e.into_inner()))
+            });
             Ok(Stored {
                 size,
                 sha256: hex::encode(hasher.finalize()),

@@ -173,6 +173,58 @@ pub fn cpu_secs(pid: u32) -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// CPU seconds so far of the machine as a whole (busy, every core), of this process, and of every
+/// process whose name is `postgres` (the server and its backends), to show where a load's CPU
+/// went. Backends that exit between two readings are not counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSplit {
+    pub machine: f64,
+    pub harness: f64,
+    pub postgres: f64,
+}
+
+impl CpuSplit {
+    pub fn now() -> Result<CpuSplit> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let f: Vec<u64> = stat
+            .lines()
+            .next()
+            .context("/proc/stat")?
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+        let busy: u64 = f.iter().take(8).sum::<u64>() - f[3] - f[4];
+        let mut postgres = 0.0;
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let is_pg = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres");
+            if is_pg {
+                postgres += cpu_secs(pid).unwrap_or(0.0);
+            }
+        }
+        Ok(CpuSplit {
+            machine: busy as f64 / 100.0,
+            harness: cpu_secs(std::process::id())?,
+            postgres,
+        })
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(&self, earlier: &CpuSplit) -> CpuSplit {
+        CpuSplit {
+            machine: self.machine - earlier.machine,
+            harness: self.harness - earlier.harness,
+            postgres: self.postgres - earlier.postgres,
+        }
+    }
+}
+
 /// `fsync` + `fdatasync` calls of a process (all its threads, present and future), counted by
 /// `perf stat` on the syscall tracepoints; `None` where perf is missing or not allowed.
 pub struct SyncCounter(Child);

@@ -3,8 +3,11 @@
 //! blocking thread while the next run gathers (one run in flight). One trip to a blocking thread
 //! per chunk cost more CPU than the copy it made; per run it is a few per 100 MiB. The budget is
 //! held for every chunk from before it is accepted until its run is in the file, so an upload
-//! holds at most two runs of it; and an upload never waits for the budget while it holds any. Finishing syncs the file, renames it into place and syncs the
-//! directory (shared with the writes finishing meanwhile, see [`super::dirsync`]).
+//! holds at most two runs of it; and an upload never waits for the budget while it holds any.
+//! The blob's SHA-256 is fed each run on the same blocking thread, just before the run is
+//! written, so that one upload's hashing runs beside its TLS and form parsing instead of after
+//! them. Finishing syncs the file, renames it into place and syncs the directory (shared with the
+//! writes finishing meanwhile, see [`super::dirsync`]).
 
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::{create_dir_durably, dirsync, remove_quietly};
-use crate::blob::{BlobError, BlobResult, BlobWriter};
+use crate::blob::{BlobError, BlobResult, BlobWriter, SharedHasher};
 use crate::budget::{Budget, BudgetPermit};
 
 /// Bytes gathered before they are written: enough that the trips to a blocking thread cost
@@ -37,6 +40,9 @@ pub(super) struct LocalWriter {
     dest: PathBuf,
     budget: Arc<Budget>,
     dir_syncs: Arc<dirsync::DirSyncs>,
+    /// The blob's SHA-256, fed each run on the thread that writes it (runs go one at a time, in
+    /// order), if the caller handed it over.
+    hasher: Option<SharedHasher>,
 }
 
 impl LocalWriter {
@@ -57,6 +63,7 @@ impl LocalWriter {
             dest,
             budget,
             dir_syncs,
+            hasher: None,
         }
     }
 
@@ -80,13 +87,25 @@ impl LocalWriter {
             .ok_or_else(|| BlobError::Other("write after finish".into()))?;
         let run = std::mem::take(&mut self.run);
         let held = std::mem::take(&mut self.held);
+        let hasher = self.hasher.clone();
         self.run_bytes = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            hash_run(hasher.as_ref(), &run);
             let result = write_run(&file, &run);
             drop(held);
             result
         }));
         Ok(())
+    }
+}
+
+/// Feed `run` to the blob's hash, if this writer keeps it.
+fn hash_run(hasher: Option<&SharedHasher>, run: &[Bytes]) {
+    if let Some(h) = hasher {
+        let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+        for b in run {
+            sha2::Digest::update(&mut *h, b);
+        }
     }
 }
 
@@ -148,10 +167,11 @@ impl BlobWriter for LocalWriter {
             std::mem::take(&mut self.run),
             std::mem::take(&mut self.held),
         );
-        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        let (tmp, dest, hasher) = (self.tmp.clone(), self.dest.clone(), self.hasher.take());
         // The last run, the sync and the rename, in one trip to a blocking thread (a small
         // file makes no other).
         let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            hash_run(hasher.as_ref(), &run);
             write_run(&f, &run)?;
             drop(held);
             f.sync_all()?;
@@ -169,6 +189,11 @@ impl BlobWriter for LocalWriter {
         // Durable once its directory is synced: shared with the writes finishing meanwhile.
         self.dir_syncs.sync(dir).await?;
         Ok(())
+    }
+
+    fn hash_along(&mut self, hasher: &SharedHasher) -> bool {
+        self.hasher = Some(hasher.clone());
+        true
     }
 
     async fn abort(mut self: Box<Self>) -> BlobResult<()> {
