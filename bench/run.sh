@@ -156,7 +156,9 @@ export BENCH_TOKEN="$TOKEN"
 export BENCH_RUN_ID="$$"
 
 metric() { # name -> value from /metrics on the metrics listener (first sample, no labels)
-    "${CURL[@]}" "http://$HOST:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
+    # awk reads to the end: exiting at the match closed the pipe under curl, which then failed
+    # with exit 23 (a write error) whenever the page outgrew the pipe's buffer (pipefail).
+    "${CURL[@]}" "http://$HOST:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m && !found {print $2; found = 1}'
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null || die "server process died (see log)"; }

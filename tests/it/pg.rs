@@ -248,6 +248,81 @@ async fn killed_backends_are_replaced_by_the_pool() {
     }
 }
 
+/// A backend stopped with SIGSTOP: its socket stays open and it never answers, so only a round
+/// trip tells it from a live one. Continued when dropped.
+struct Stopped(i32);
+
+impl Stopped {
+    fn signal(pid: i32, sig: &str) -> bool {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn new(pid: i32) -> Stopped {
+        assert!(
+            Stopped::signal(pid, "-STOP"),
+            "could not stop backend {pid} (the test needs to signal PostgreSQL's processes)"
+        );
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        Stopped::signal(self.0, "-CONT");
+    }
+}
+
+/// The newest backend of `db`: the store's one pooled connection (a replaced one may still be
+/// on its way out).
+async fn backend(admin: &tokio_postgres::Client, db: &str) -> i32 {
+    admin
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+             ORDER BY backend_start DESC LIMIT 1",
+            &[&db],
+        )
+        .await
+        .expect("the pool's backend")
+        .get(0)
+}
+
+#[tokio::test]
+#[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
+async fn with_verify_after_idle_only_connections_idle_that_long_are_checked() {
+    let Some((mut pg, db)) = fresh_db().await else {
+        return;
+    };
+    pg.pool_size = 1;
+    pg.connect_timeout_secs = 2;
+    pg.statement_timeout_secs = 1;
+    pg.verify_after_idle_ms = 3000;
+    let meta = open(&pg).await;
+    let t = tenant(&meta, "john1").await;
+    let admin = admin(&crate::store::postgres_url().expect("url")).await;
+    let count = async || {
+        meta.count_files(&t, &ListFilter::default(), now_micros())
+            .await
+    };
+
+    // Handed out a moment ago: used unchecked (no round trip), it meets the stopped backend,
+    // and the call fails; the connection is closed, not pooled.
+    let stopped = Stopped::new(backend(&admin, &db).await);
+    assert_unavailable(count().await);
+    drop(stopped);
+
+    // A new connection, then left idle past the setting: checked before use, the stopped
+    // backend does not answer, and the pool opens another; the call succeeds.
+    count().await.expect("count on a new connection");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let _stopped = Stopped::new(backend(&admin, &db).await);
+    count()
+        .await
+        .expect("an idle connection is checked and replaced");
+}
+
 #[tokio::test]
 #[cfg_attr(mtfu_no_pg, ignore = "no PostgreSQL: set MTFU_TEST_POSTGRES_URL")]
 async fn a_database_refusing_connections_is_unavailable_until_it_is_back() {

@@ -248,11 +248,14 @@ pub async fn leased(state: &AppState, user: &str, id: &str) -> bool {
         .await
         .expect("tenant")
         .expect("exists");
+    // The probe's lease ends before it begins (at 0): a PATCH that waited on the probe's row
+    // lock then finds it lapsed and takes the upload. (A lease until `now + 1` could be later
+    // than the `now` of that PATCH, which then answered 423: the probe broke what it watched.)
     eventually(10, || {
         let meta = meta.clone();
         async move {
             let now = mtfu::domain::now_micros();
-            match meta.tus_lease(tenant.id, id, "probe", now, now + 1).await {
+            match meta.tus_lease(tenant.id, id, "probe", now, 0).await {
                 Ok(mtfu::meta::tus::Leased::Busy) => true,
                 Ok(mtfu::meta::tus::Leased::Upload(_)) => {
                     let _ = meta.tus_release(id, "probe").await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
@@ -183,16 +183,27 @@ impl Postgres {
             SslMode::Disable
         });
         // Verified: a pooled connection answers a round trip before it is handed out; one the
-        // server closed (restart, pg_terminate_backend) is dropped and replaced instead.
+        // server closed (restart, pg_terminate_backend) is dropped and replaced instead. With
+        // `verify_after_idle_ms`, only a connection not handed out for that long is (the hook
+        // below); the others are only checked for a connection the driver saw closed.
+        let verify_after = Duration::from_millis(cfg.verify_after_idle_ms);
         let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
+            recycling_method: if verify_after.is_zero() {
+                RecyclingMethod::Verified
+            } else {
+                RecyclingMethod::Fast
+            },
         };
         let manager = if cfg.tls {
             Manager::from_config(pg, tls_connector()?, manager_config)
         } else {
             Manager::from_config(pg, NoTls, manager_config)
         };
-        let pool = Pool::builder(manager)
+        let mut pool = Pool::builder(manager);
+        if !verify_after.is_zero() {
+            pool = pool.pre_recycle(verify_if_idle(verify_after, connect_timeout));
+        }
+        let pool = pool
             .max_size(cfg.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(connect_timeout))
@@ -241,6 +252,23 @@ impl Postgres {
         .await
         .map_err(|e| MetaError::Internal(format!("metadata task failed: {e}")))?
     }
+}
+
+/// A pool hook: a connection last handed out `after` ago or longer answers an empty query
+/// (within `timeout`) or is dropped, and the pool takes or opens another.
+fn verify_if_idle(after: Duration, timeout: Duration) -> Hook {
+    Hook::async_fn(move |client, metrics| {
+        Box::pin(async move {
+            if metrics.last_used() < after {
+                return Ok(());
+            }
+            match tokio::time::timeout(timeout, client.simple_query("")).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(HookError::Backend(e)),
+                Err(_) => Err(HookError::message("the connection check timed out")),
+            }
+        })
+    })
 }
 
 async fn get_client(pool: &Pool, timeout: Duration) -> MetaResult<Object> {
