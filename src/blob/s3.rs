@@ -11,7 +11,9 @@
 //! Memory: the writer reserves a whole part of the shared [`Budget`] before it fills a part and
 //! releases it when that part's `UploadPart` has finished. It never waits for budget while a
 //! partly filled part holds some, so uploads cannot deadlock each other; the parts it holds while
-//! waiting are in flight to S3 and are released when S3 answers.
+//! waiting are in flight to S3 and are released when S3 answers. Part buffers are allocated per
+//! part, not pooled: a pool kept rest + budget resident for ever after a load, while the
+//! allocator (jemalloc) reuses freed buffers and gives them back when the load ends.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::Timeo
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use base64::Engine;
-use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 
 mod inventory;
@@ -149,13 +150,6 @@ impl S3Store {
 }
 
 impl Shared {
-    /// An empty buffer for a part of `cap` bytes. Not pooled: a spare-buffer pool kept RSS at
-    /// rest + budget for ever after a load; the allocator (mimalloc) reuses freed buffers and
-    /// gives them back to the system when the load ends.
-    fn part_buffer(&self, cap: usize) -> BytesMut {
-        BytesMut::with_capacity(cap)
-    }
-
     fn object_key(&self, key: &BlobKey) -> String {
         match key.imported_object() {
             // An object the original service wrote: its own key, outside mtfu's prefix.

@@ -237,7 +237,7 @@ impl BlobWriter for S3Writer {
                     let cap = self.s.part_size.min(chunk.len().saturating_add(left));
                     let permit = self.s.budget.acquire(cap).await;
                     self.filling = Some(Filling {
-                        buf: self.s.part_buffer(cap),
+                        buf: BytesMut::with_capacity(cap),
                         cap,
                         permit,
                     });

@@ -199,7 +199,7 @@ impl ResumableWriter for S3Resumable {
                     self.fold_pending = false;
                     let cap = self.cap_for(front, chunk.len() as u64 + self.room);
                     let permit = self.s.budget.acquire(cap).await;
-                    let mut buf = self.s.part_buffer(cap);
+                    let mut buf = BytesMut::with_capacity(cap);
                     buf.resize(front, 0);
                     self.filling = Some(Filling {
                         buf,
