@@ -6,8 +6,12 @@
 //! 65535 bytes are held from a budget of their own for the connection's life: a connection gets
 //! the configured `http2.stream_window_bytes` when `http2.window_budget` can pay for its
 //! connection window (the stream's × (streams + 1), see [`connection_window`]), otherwise the
-//! largest half, quarter, ... of it that it can, down to 65535 (the small constant every
-//! connection may hold, like a TCP receive buffer). The bytes all connections may hold received
+//! largest half, quarter, ... of it that costs at most an eighth of what is left
+//! ([`SHARE_OF_REST`]), down to 65535 (the small constant every connection may hold, like a TCP
+//! receive buffer). The eighth is what keeps the budget shared: a grant is held for the
+//! connection's life, so were the rest handed out greedily (the largest window that still
+//! fits), the second and third connections beside a full one would take it all and every
+//! later connection would move 64 KiB per round trip (16 concurrent uploads took 3× as long). The bytes all connections may hold received
 //! but unread are thus at most `http2.window_budget` plus 65535 × (streams + 1) per connection,
 //! whatever the clients do; the windows' budget is apart from the upload buffers' so that a fast
 //! long-distance upload does not take buffers from the others (and the other way round).
@@ -16,6 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::http2::{Http2Config, MIN_WINDOW, connection_window};
+
+/// A connection that cannot have the configured windows gets smaller ones costing at most
+/// this fraction (1/8) of the window budget left: with the defaults (192 MiB, a full grant of
+/// 160 MiB), a second connection gets 512 KiB stream windows, and about twenty connections
+/// get 128 KiB or more, where the greedy rule gave 4 MiB, 2 MiB, 256 KiB, 128 KiB and then
+/// 64 KiB to all the rest.
+pub const SHARE_OF_REST: u64 = 8;
 
 /// Hands out windows to HTTP/2 connections from `http2.window_budget`.
 pub struct WindowGrants {
@@ -72,13 +83,15 @@ impl WindowGrants {
         }
     }
 
-    /// The largest windows (the configured stream window, or a half, quarter, ... of it) that
-    /// the window budget can pay for now, never waiting.
+    /// The configured windows if the window budget can pay for them now, otherwise the
+    /// largest half, quarter, ... of them that costs at most [`SHARE_OF_REST`] of what is left;
+    /// never waiting.
     pub fn grant(&self) -> Windows {
         let mut stream = self.want;
+        let mut share = 1;
         while stream > MIN_WINDOW {
             let connection = connection_window(stream, self.streams);
-            if let Some(paid) = self.pay(u64::from(connection)) {
+            if let Some(paid) = self.pay(u64::from(connection), share) {
                 return Windows {
                     stream,
                     connection,
@@ -86,15 +99,18 @@ impl WindowGrants {
                 };
             }
             stream /= 2;
+            share = SHARE_OF_REST;
         }
         self.initial()
     }
 
-    fn pay(&self, bytes: u64) -> Option<Paid> {
+    /// Holds `bytes` of the window budget if they are at most 1/`share` of what is left.
+    fn pay(&self, bytes: u64, share: u64) -> Option<Paid> {
         let now = self
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-                (h + bytes <= self.capacity).then_some(h + bytes)
+                let rest = self.capacity.saturating_sub(h);
+                (bytes.saturating_mul(share) <= rest).then_some(h + bytes)
             })
             .ok()?
             + bytes;
@@ -137,16 +153,34 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_gets_the_largest_window_the_budget_can_pay_for() {
+    fn a_connection_gets_the_full_window_or_a_share_of_what_is_left() {
         let g = grants(36 << 20, 8 * MIB);
         let a = g.grant();
         let b = g.grant();
         assert_eq!((a.stream, b.stream), (8 * MIB, 8 * MIB));
-        // What is left (4 MiB) pays for a smaller window.
+        // What is left (4 MiB) pays for a smaller window costing at most an eighth of it.
         let c = g.grant();
-        assert_eq!((c.stream, c.connection), (2 * MIB, 4 * MIB));
-        assert_eq!(g.held(), 36 << 20);
+        assert_eq!((c.stream, c.connection), (MIB / 4, MIB / 2));
+        assert_eq!(g.held(), (32 << 20) + u64::from(MIB / 2));
         // Nothing is left: the next gets the initial windows, unpaid.
+        let g = grants(32 << 20, 8 * MIB);
+        let _full = (g.grant(), g.grant());
         assert_eq!(g.grant().stream, MIN_WINDOW);
+    }
+
+    /// With the defaults, one connection gets the full windows and the next twenty still get
+    /// at least twice HTTP/2's initial window (the greedy rule left 64 KiB from the fifth on).
+    #[test]
+    fn beside_a_full_window_the_rest_of_the_budget_is_shared() {
+        let g = WindowGrants::new(&Http2Config::default());
+        let held: Vec<Windows> = (0..21).map(|_| g.grant()).collect();
+        assert_eq!(held[0].stream, Http2Config::default().stream_window_bytes);
+        assert_eq!(held[1].stream, MIB / 2);
+        assert!(held.iter().all(|w| w.stream >= 2 * MIN_WINDOW), "{:?}", {
+            held.iter().map(|w| w.stream).collect::<Vec<_>>()
+        });
+        // Shares shrink as the budget empties, and never overdraw it.
+        assert!(held.windows(2).all(|p| p[0].stream >= p[1].stream));
+        assert!(g.held() <= Http2Config::default().window_budget);
     }
 }

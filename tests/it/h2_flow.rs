@@ -252,3 +252,34 @@ async fn windows_are_paid_from_their_budget_and_given_back() {
     assert_eq!(budget.held(), PAID);
     drop(second);
 }
+
+/// Past the full windows, a connection gets a share: the largest half, quarter, ... of the
+/// windows costing at most an eighth of the window budget left, so that one full connection
+/// and the next few do not leave every later one HTTP/2's initial 64 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_full_windows_later_connections_get_a_share_of_the_rest() {
+    const MIB: u64 = 1024 * 1024;
+    const FULL: u64 = 8 * MIB * (STREAMS as u64 + 1);
+    // One full connection (8 MiB streams: 40 MiB), and 19 MiB beside it.
+    let app = spawn_with(|c| {
+        c.http2.window_budget = FULL + 19 * MIB;
+        c.http2.stream_window_bytes = 8 * MIB as u32;
+        c.http2.max_concurrent_streams = STREAMS;
+    })
+    .await;
+    let budget = app.state.windows.clone();
+    let first = h2_ready(&app).await;
+    let token = first.2.clone();
+    assert_eq!(budget.held(), FULL);
+    // Greedy, the next would take 2 MiB windows (10 MiB of the 19). A share is at most an
+    // eighth of the 19: 256 KiB windows (1.25 MiB), under what h2's client buffers, so the
+    // whole window is seen.
+    let second = h2_ready(&app).await;
+    assert_eq!(budget.held(), FULL + 5 * MIB / 4);
+    assert_eq!(stream_window(&second.0, &app, &token).await, 256 * 1024);
+    // The one after gets a share of what is left then.
+    let third = h2_ready(&app).await;
+    assert_eq!(budget.held(), FULL + 10 * MIB / 4);
+    assert_eq!(stream_window(&third.0, &app, &token).await, 256 * 1024);
+    drop((first, second, third));
+}
