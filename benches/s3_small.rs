@@ -10,7 +10,10 @@
 //!
 //! - `MTFU_BIN` (default `target/release/mtfu`); PostgreSQL at `MTFU_TEST_POSTGRES_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`), where a fresh database is made and dropped;
-//! - `CONNS` (16), `SECS` per round (10), `ROUNDS` (3), `SIZE` in bytes (10240).
+//! - `CONNS` (16), `SECS` per round (10), `ROUNDS` (3), `SIZE` in bytes (10240);
+//! - `S3_RTT_MS` (0): a round-trip time added between both clients and the S3 server, by a
+//!   delaying proxy in this process (common::delay), as a real S3 endpoint is milliseconds
+//!   away: with it, the S3 server's answers and not this machine's two cores set the pace.
 //!
 //! s3s-fs runs in this process on a loopback port (plain HTTP, as in the other S3 benchmarks),
 //! shared by both clients; so do the two clients. MB = 10^6 bytes.
@@ -23,6 +26,7 @@ use base64::Engine;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use common::delay::start_proxy;
 use common::load::{CpuSplit, Load, cpu_secs, payload, run_with, uploads};
 use common::{ACCESS_KEY, BUCKET, Mtfu, SECRET_KEY, env_u64, mtfu_bin, mtfu_command, start_s3};
 
@@ -103,8 +107,14 @@ async fn main() -> Result<()> {
     let admin = std::env::var("MTFU_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
 
+    let rtt = std::time::Duration::from_millis(env_u64("S3_RTT_MS", 0)?);
+
     let s3_root = tempfile::tempdir()?;
-    let endpoint = start_s3(s3_root.path()).await?;
+    let mut endpoint = start_s3(s3_root.path()).await?;
+    if !rtt.is_zero() {
+        let s3: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse()?;
+        endpoint = format!("http://{}", start_proxy(s3, rtt).await?);
+    }
     let (pg, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .context("connect to PostgreSQL (MTFU_TEST_POSTGRES_URL)")?;
@@ -129,7 +139,9 @@ async fn main() -> Result<()> {
         let _ = uploads(&mtfu.client, &mtfu.base, &token, "warmup", size, conns, 1.0).await;
 
         println!(
-            "{size}-byte uploads, {conns} connections, {secs} s x {rounds} rounds; load {}",
+            "{size}-byte uploads, {conns} connections, {secs} s x {rounds} rounds, \
+             S3 {} ms RTT away; load {}",
+            rtt.as_millis(),
             std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
                 .trim()

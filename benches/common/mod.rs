@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each harness uses its own subset.
 
+pub mod delay;
 pub mod load;
 
 use std::io::BufRead;
