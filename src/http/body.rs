@@ -245,7 +245,7 @@ pub const MULTER_READ_AHEAD: usize = 256 * 1024;
 /// that buffer; only then does the part's reader get the data, and with it the upload buffer
 /// budget its say. Over HTTP/2 each chunk read gives the client window back, so while the client
 /// sends faster than the store writes there is always another chunk ready: one 1 GiB upload with
-/// 32 MiB windows had multer holding some 300 MiB (the server's RSS peaked at 380-400 MiB, against
+/// 32 MiB windows had multer holding some 300 MiB (the server's RSS peaked at 380-580 MiB, against
 /// 52 MiB over HTTP/1.1). A `Pending` ends multer's read, so what it holds outside the budget is
 /// at most twice this and one chunk (what it had not handed on from its previous read, such as
 /// the data after a part's headers, and this read).
