@@ -13,7 +13,8 @@ pub struct Http2Config {
     /// (32 MiB over 50 ms: HTTP/1.1's pace), as a TCP receive buffer bounds an HTTP/1.1 upload.
     /// A connection gets it only while `window_budget` can pay for its windows (its connection
     /// window is this × (streams + 1)); otherwise the largest half, quarter, ... that costs at
-    /// most an eighth of what is left of the budget, down to HTTP/2's 65535.
+    /// most an eighth of what is left of the budget (all of it when no connection holds any),
+    /// down to HTTP/2's 65535.
     pub stream_window_bytes: u32,
     /// Requests (streams) open at once on one connection.
     pub max_concurrent_streams: u32,

@@ -7,7 +7,7 @@
 //! the configured `http2.stream_window_bytes` when `http2.window_budget` can pay for its
 //! connection window (the stream's × (streams + 1), see [`connection_window`]), otherwise the
 //! largest half, quarter, ... of it that costs at most an eighth of what is left
-//! ([`SHARE_OF_REST`]), down to 65535 (the small constant every connection may hold, like a TCP
+//! ([`SHARE_OF_REST`]; all of it when no connection holds any), down to 65535 (the small constant every connection may hold, like a TCP
 //! receive buffer). The eighth is what keeps the budget shared: a grant is held for the
 //! connection's life, so were the rest handed out greedily (the largest window that still
 //! fits), the second and third connections beside a full one would take it all and every
@@ -85,8 +85,8 @@ impl WindowGrants {
     }
 
     /// The configured windows if the window budget can pay for them now, otherwise the
-    /// largest half, quarter, ... of them that costs at most [`SHARE_OF_REST`] of what is left;
-    /// never waiting.
+    /// largest half, quarter, ... of them that costs at most [`SHARE_OF_REST`] of what is left
+    /// (of all of it, when nothing is held); never waiting.
     pub fn grant(&self) -> Windows {
         let mut stream = self.want;
         let mut share = 1;
@@ -105,12 +105,15 @@ impl WindowGrants {
         self.initial()
     }
 
-    /// Holds `bytes` of the window budget if they are at most 1/`share` of what is left.
+    /// Holds `bytes` of the window budget if they are at most 1/`share` of what is left, or,
+    /// when no connection holds any of it, if they fit (a budget set below one full grant then
+    /// still gives a lone connection the largest windows it can pay for).
     fn pay(&self, bytes: u64, share: u64) -> Option<Paid> {
         let now = self
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
                 let rest = self.capacity.saturating_sub(h);
+                let share = if h == 0 { 1 } else { share };
                 (bytes.saturating_mul(share) <= rest).then_some(h + bytes)
             })
             .ok()?
@@ -183,5 +186,17 @@ mod tests {
         // Shares shrink as the budget empties, and never overdraw it.
         assert!(held.windows(2).all(|p| p[0].stream >= p[1].stream));
         assert!(g.held() <= Http2Config::default().window_budget);
+    }
+
+    /// A budget below one full grant: the first connection, finding it unused, gets the largest
+    /// windows that fit; the next a share of the rest.
+    #[test]
+    fn a_lone_connection_gets_the_largest_windows_a_small_budget_can_pay_for() {
+        let g = grants(20 << 20, 16 * MIB);
+        let a = g.grant();
+        assert_eq!((a.stream, a.connection), (8 * MIB, 16 * MIB));
+        // 4 MiB left: windows costing at most 512 KiB.
+        assert_eq!(g.grant().stream, MIB / 4);
+        drop(a);
     }
 }
