@@ -7,15 +7,16 @@
 //! the configured `http2.stream_window_bytes` when `http2.window_budget` can pay for its
 //! connection window (the stream's × (streams + 1), see [`connection_window`]), otherwise the
 //! largest half, quarter, ... of it that costs at most an eighth of what is left
-//! ([`SHARE_OF_REST`]; all of it when no connection holds any), down to 65535 (the small constant every connection may hold, like a TCP
-//! receive buffer). The eighth is what keeps the budget shared: a grant is held for the
-//! connection's life, so were the rest handed out greedily (the largest window that still
-//! fits), the second and third connections beside a full one would take it all and every
-//! later connection would move 64 KiB per round trip (16 concurrent curl uploads took 1.4× as
-//! long as with the shares). The bytes all connections may hold received
-//! but unread are thus at most `http2.window_budget` plus 65535 × (streams + 1) per connection,
-//! whatever the clients do; the windows' budget is apart from the upload buffers' so that a fast
-//! long-distance upload does not take buffers from the others (and the other way round).
+//! ([`SHARE_OF_REST`]; all of it when no connection holds any), down to 65535 (the small
+//! constant every connection may hold, like a TCP receive buffer). The eighth is what keeps the
+//! budget shared: a grant is held for the connection's life, so were the rest handed out
+//! greedily (the largest window that still fits), the second and third connections beside a
+//! full one would take it all and every later connection would move 64 KiB per round trip (16
+//! concurrent curl uploads took 1.4× as long as with the shares). The bytes all connections may
+//! hold received but unread are thus at most `http2.window_budget` plus 65535 × (streams + 1)
+//! per connection, whatever the clients do; the windows' budget is apart from the upload
+//! buffers' so that a fast long-distance upload does not take buffers from the others (and the
+//! other way round).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
