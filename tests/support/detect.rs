@@ -8,7 +8,10 @@
 //! - `mtfu_no_nginx`, `mtfu_no_pebble`: the Debian binaries are missing;
 //! - `mtfu_no_tuspy`: `python3 -c 'import tusclient'` fails;
 //! - `mtfu_no_root`: not root (mounting a tmpfs for the disk-fault test);
-//! - `mtfu_no_browser`: no `node`, `/usr/bin/chromium` or `tests/browser/node_modules`.
+//! - `mtfu_no_browser`: no `node`, `/usr/bin/chromium` or `tests/browser/node_modules`;
+//! - `mtfu_no_delalloc`: the temporary directory's file system does not show written data as
+//!   not yet allocated (ext4's and XFS's delayed allocation), or `filefrag` is missing: the
+//!   local writer's writeback test reads that state.
 //!
 //! With `MTFU_TEST_REQUIRE_TOOLS=1` (CI) nothing is ignored: a missing peer fails its tests.
 //! Detection reruns when these variables, PATH or the system's binary directories change.
@@ -32,7 +35,7 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=tests/support/detect.rs");
     println!("cargo:rerun-if-changed=tests/browser");
-    let missing: [(&str, Probe); 6] = [
+    let missing: [(&str, Probe); 7] = [
         ("mtfu_no_pg", postgres),
         ("mtfu_no_nginx", || {
             has("nginx") || Path::new("/usr/sbin/nginx").exists()
@@ -49,6 +52,7 @@ fn main() {
                 && Path::new("/usr/bin/chromium").exists()
                 && Path::new("tests/browser/node_modules").is_dir()
         }),
+        ("mtfu_no_delalloc", delalloc),
         ("mtfu_no_root", || {
             Command::new("id")
                 .arg("-u")
@@ -78,4 +82,20 @@ fn postgres() -> bool {
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], 5432));
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+/// Whether a file just written to the temporary directory shows in `filefrag -v` as delayed
+/// allocation (its blocks are allocated only when its writeback starts).
+fn delalloc() -> bool {
+    let path = std::env::temp_dir().join(format!("mtfu-detect-{}", std::process::id()));
+    if std::fs::write(&path, vec![7u8; 256 * 1024]).is_err() {
+        return false;
+    }
+    let shown = Command::new("filefrag")
+        .arg("-v")
+        .arg(&path)
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("delalloc"));
+    let _ = std::fs::remove_file(&path);
+    shown
 }

@@ -2,12 +2,17 @@
 //! gathered into runs of [`RUN`] bytes, and each run goes to the file in one vectored write on a
 //! blocking thread while the next run gathers (one run in flight). One trip to a blocking thread
 //! per chunk cost more CPU than the copy it made; per run it is a few per 100 MiB. The budget is
-//! held for every chunk from before it is accepted until its run is in the file, so an upload
-//! holds at most two runs of it; and an upload never waits for the budget while it holds any.
-//! The blob's SHA-256 is fed each run on the same blocking thread, just before the run is
-//! written, so that one upload's hashing runs beside its TLS and form parsing instead of after
-//! them. Finishing syncs the file, renames it into place and syncs the directory (shared with the
-//! writes finishing meanwhile, see [`super::dirsync`]).
+//! held for every chunk from before it is accepted until its run is in the file (and hashed),
+//! so an upload holds at most two runs of it; and an upload never waits for the budget while it
+//! holds any.
+//! The blob's SHA-256 is fed each run on a second blocking thread while the first writes it, so
+//! that one upload's hashing, its copy into the page cache and its TLS and form parsing run side
+//! by side rather than one after another (`perf` of one 1 GiB upload: SHA-256 29% of the
+//! server's samples, the kernel's copy into the page cache 29%, TLS and parsing about 15%). Once
+//! a run is in the page cache its writeback to the disk is started at once (see
+//! [`start_writeback`]), so that the disk writes while the rest of the upload arrives and the
+//! final sync waits only for the last runs. Finishing syncs the file, renames it into place and
+//! syncs the directory (shared with the writes finishing meanwhile, see [`super::dirsync`]).
 
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
@@ -33,15 +38,18 @@ pub(super) struct LocalWriter {
     /// The run gathering, and the budget held for it.
     run: Vec<Bytes>,
     run_bytes: usize,
+    /// Bytes already handed to runs: where the gathering run starts in the file.
+    offset: u64,
     held: Vec<BudgetPermit>,
-    /// The run being written (it owns its budget, given back when it is in the file).
-    in_flight: Option<JoinHandle<std::io::Result<()>>>,
+    /// The run being written (it owns its budget, given back when it is in the file), and
+    /// being hashed.
+    in_flight: Option<InFlight>,
     tmp: PathBuf,
     dest: PathBuf,
     budget: Arc<Budget>,
     dir_syncs: Arc<dirsync::DirSyncs>,
-    /// The blob's SHA-256, fed each run on the thread that writes it (runs go one at a time, in
-    /// order), if the caller handed it over.
+    /// The blob's SHA-256, fed each run on a blocking thread beside the one writing it (runs go
+    /// one at a time, in order), if the caller handed it over.
     hasher: Option<SharedHasher>,
 }
 
@@ -57,6 +65,7 @@ impl LocalWriter {
             file: Some(Arc::new(file)),
             run: Vec::new(),
             run_bytes: 0,
+            offset: 0,
             held: Vec::new(),
             in_flight: None,
             tmp,
@@ -69,8 +78,13 @@ impl LocalWriter {
 
     /// Wait for the run in flight, if any, to be in the file.
     async fn settle(&mut self) -> BlobResult<()> {
-        if let Some(w) = self.in_flight.take() {
-            w.await.map_err(|e| BlobError::Other(e.to_string()))??;
+        if let Some(run) = self.in_flight.take() {
+            if let Some(hash) = run.hash {
+                hash.await.map_err(|e| BlobError::Other(e.to_string()))?;
+            }
+            run.write
+                .await
+                .map_err(|e| BlobError::Other(e.to_string()))??;
         }
         Ok(())
     }
@@ -85,18 +99,36 @@ impl LocalWriter {
             .file
             .clone()
             .ok_or_else(|| BlobError::Other("write after finish".into()))?;
-        let run = std::mem::take(&mut self.run);
-        let held = std::mem::take(&mut self.held);
-        let hasher = self.hasher.clone();
+        let run = Arc::new(std::mem::take(&mut self.run));
+        // The run's budget comes back when both its write and its hashing are done with it.
+        let held = Arc::new(std::mem::take(&mut self.held));
+        let (start, len) = (self.offset, self.run_bytes as u64);
+        self.offset += len;
         self.run_bytes = 0;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            hash_run(hasher.as_ref(), &run);
+        let hash = self.hasher.clone().map(|hasher| {
+            let (run, held) = (run.clone(), held.clone());
+            tokio::task::spawn_blocking(move || {
+                hash_run(Some(&hasher), &run);
+                drop((run, held));
+            })
+        });
+        let write = tokio::task::spawn_blocking(move || {
             let result = write_run(&file, &run);
             drop(held);
+            if result.is_ok() {
+                start_writeback(&file, start, len);
+            }
             result
-        }));
+        });
+        self.in_flight = Some(InFlight { write, hash });
         Ok(())
     }
+}
+
+/// A run on its way: its write and, if this writer keeps the blob's hash, its hashing.
+struct InFlight {
+    write: JoinHandle<std::io::Result<()>>,
+    hash: Option<JoinHandle<()>>,
 }
 
 /// Feed `run` to the blob's hash, if this writer keeps it.
@@ -122,6 +154,25 @@ fn write_run(mut file: &std::fs::File, run: &[Bytes]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts writing `len` bytes of `file` at `offset` from the page cache to the disk, without
+/// waiting for them. Left to itself the kernel starts only once a tenth of the machine's memory
+/// is dirty (or after 30 s), so on a large machine a 1 GiB upload reached the final `fsync`
+/// with all of it still to write, and the disk sat idle while it arrived: the upload took the
+/// time to receive it plus the time to write it. Started run by run, the disk writes while the
+/// upload arrives (and the page cache holds less dirty data at once). Linux's
+/// `posix_fadvise(POSIX_FADV_DONTNEED)` starts the writeback of a range's dirty pages
+/// (`WB_SYNC_NONE`, as `sync_file_range(SYNC_FILE_RANGE_WRITE)` does, which has no safe
+/// binding) and drops only the range's clean pages, which a run just written has none of.
+/// Advisory: the final `fsync` is what makes the file durable, so a failure here is ignored.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 #[async_trait]
@@ -214,5 +265,53 @@ impl Drop for LocalWriter {
             self.file.take();
             let _ = remove_quietly(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `filefrag -v`'s extents of `path` that are still delayed allocation: data in the page
+    /// cache whose writeback has not started.
+    fn delayed_extents(path: &Path) -> Vec<String> {
+        let out = std::process::Command::new("filefrag")
+            .arg("-v")
+            .arg(path)
+            .output()
+            .expect("filefrag");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("delalloc"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        mtfu_no_delalloc,
+        ignore = "needs filefrag and delayed allocation (ext4, XFS) in the temporary directory"
+    )]
+    async fn every_written_run_is_already_on_its_way_to_the_disk() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (tmp, dest) = (root.path().join("t.part"), root.path().join("t"));
+        let file = std::fs::File::create(&tmp).expect("create");
+        let budget = Budget::new(64 << 20);
+        let mut w = LocalWriter::new(file, tmp.clone(), dest, budget, Default::default());
+        // Two full runs and one byte of a third: the two runs are written, not synced.
+        for _ in 0..2 {
+            w.write(Bytes::from(vec![1u8; RUN])).await.expect("write");
+        }
+        w.write(Bytes::from_static(b"x")).await.expect("write");
+        w.settle().await.expect("settle");
+        assert_eq!(std::fs::metadata(&tmp).expect("stat").len(), 2 * RUN as u64);
+        // Left to the kernel these would stay delayed for up to 30 s (or until a tenth of
+        // memory is dirty); started run by run, their blocks are allocated already.
+        assert_eq!(delayed_extents(&tmp), Vec::<String>::new());
+        // A plain write beside them is delayed: the check can see the difference.
+        let plain = root.path().join("plain");
+        std::fs::write(&plain, vec![1u8; RUN]).expect("write");
+        assert_ne!(delayed_extents(&plain), Vec::<String>::new());
+        Box::new(w).finish().await.expect("finish");
     }
 }
