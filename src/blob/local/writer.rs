@@ -2,14 +2,13 @@
 //! gathered into runs of [`RUN`] bytes, and each run goes to the file in one vectored write on a
 //! blocking thread while the next run gathers (one run in flight). One trip to a blocking thread
 //! per chunk cost more CPU than the copy it made; per run it is a few per 100 MiB. The budget is
-//! held for every chunk from before it is accepted until its run is in the file (and hashed),
-//! so an upload holds at most two runs of it; and an upload never waits for the budget while it
-//! holds any.
-//! The blob's SHA-256 is fed each run on a second blocking thread while the first writes it, so
-//! that one upload's hashing, its copy into the page cache and its TLS and form parsing run side
-//! by side rather than one after another (`perf` of one 1 GiB upload: SHA-256 29% of the
-//! server's samples, the kernel's copy into the page cache 29%, TLS and parsing about 15%). Once
-//! a run is in the page cache its writeback to the disk is started at once (see
+//! held for every chunk from before it is accepted until its run is in the file, so an upload
+//! holds at most two runs of it; and an upload never waits for the budget while it holds any.
+//! The blob's SHA-256 is fed each run on the same blocking thread, just before the run is
+//! written, so that one upload's hashing runs beside its TLS and form parsing instead of after
+//! them. (Hashing each run on a third thread, beside its write, made 16 concurrent uploads take
+//! 1.4x as long: two threads to schedule per run, among busy clients.) Once a run is in the page
+//! cache its writeback to the disk is started at once (see
 //! [`start_writeback`]), so that the disk writes while the rest of the upload arrives and the
 //! final sync waits only for the last runs. Finishing syncs the file, renames it into place and
 //! syncs the directory (shared with the writes finishing meanwhile, see [`super::dirsync`]).
@@ -41,15 +40,14 @@ pub(super) struct LocalWriter {
     /// Bytes already handed to runs: where the gathering run starts in the file.
     offset: u64,
     held: Vec<BudgetPermit>,
-    /// The run being written (it owns its budget, given back when it is in the file), and
-    /// being hashed.
-    in_flight: Option<InFlight>,
+    /// The run being written (it owns its budget, given back when it is in the file).
+    in_flight: Option<JoinHandle<std::io::Result<()>>>,
     tmp: PathBuf,
     dest: PathBuf,
     budget: Arc<Budget>,
     dir_syncs: Arc<dirsync::DirSyncs>,
-    /// The blob's SHA-256, fed each run on a blocking thread beside the one writing it (runs go
-    /// one at a time, in order), if the caller handed it over.
+    /// The blob's SHA-256, fed each run on the thread that writes it (runs go one at a time, in
+    /// order), if the caller handed it over.
     hasher: Option<SharedHasher>,
 }
 
@@ -78,13 +76,8 @@ impl LocalWriter {
 
     /// Wait for the run in flight, if any, to be in the file.
     async fn settle(&mut self) -> BlobResult<()> {
-        if let Some(run) = self.in_flight.take() {
-            if let Some(hash) = run.hash {
-                hash.await.map_err(|e| BlobError::Other(e.to_string()))?;
-            }
-            run.write
-                .await
-                .map_err(|e| BlobError::Other(e.to_string()))??;
+        if let Some(w) = self.in_flight.take() {
+            w.await.map_err(|e| BlobError::Other(e.to_string()))??;
         }
         Ok(())
     }
@@ -99,36 +92,23 @@ impl LocalWriter {
             .file
             .clone()
             .ok_or_else(|| BlobError::Other("write after finish".into()))?;
-        let run = Arc::new(std::mem::take(&mut self.run));
-        // The run's budget comes back when both its write and its hashing are done with it.
-        let held = Arc::new(std::mem::take(&mut self.held));
+        let run = std::mem::take(&mut self.run);
+        let held = std::mem::take(&mut self.held);
+        let hasher = self.hasher.clone();
         let (start, len) = (self.offset, self.run_bytes as u64);
         self.offset += len;
         self.run_bytes = 0;
-        let hash = self.hasher.clone().map(|hasher| {
-            let (run, held) = (run.clone(), held.clone());
-            tokio::task::spawn_blocking(move || {
-                hash_run(Some(&hasher), &run);
-                drop((run, held));
-            })
-        });
-        let write = tokio::task::spawn_blocking(move || {
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            hash_run(hasher.as_ref(), &run);
             let result = write_run(&file, &run);
             drop(held);
             if result.is_ok() {
                 start_writeback(&file, start, len);
             }
             result
-        });
-        self.in_flight = Some(InFlight { write, hash });
+        }));
         Ok(())
     }
-}
-
-/// A run on its way: its write and, if this writer keeps the blob's hash, its hashing.
-struct InFlight {
-    write: JoinHandle<std::io::Result<()>>,
-    hash: Option<JoinHandle<()>>,
 }
 
 /// Feed `run` to the blob's hash, if this writer keeps it.
