@@ -91,7 +91,13 @@ fn delalloc() -> bool {
     if std::fs::write(&path, vec![7u8; 256 * 1024]).is_err() {
         return false;
     }
-    let shown = Command::new("filefrag")
+    let sbin = Path::new("/usr/sbin/filefrag");
+    let tool = if sbin.exists() {
+        sbin
+    } else {
+        Path::new("filefrag")
+    };
+    let shown = Command::new(tool)
         .arg("-v")
         .arg(&path)
         .output()

@@ -255,7 +255,14 @@ mod tests {
     /// `filefrag -v`'s extents of `path` that are still delayed allocation: data in the page
     /// cache whose writeback has not started.
     fn delayed_extents(path: &Path) -> Vec<String> {
-        let out = std::process::Command::new("filefrag")
+        // Debian keeps it in /usr/sbin, which a user's PATH may not name.
+        let sbin = Path::new("/usr/sbin/filefrag");
+        let tool = if sbin.exists() {
+            sbin
+        } else {
+            Path::new("filefrag")
+        };
+        let out = std::process::Command::new(tool)
             .arg("-v")
             .arg(path)
             .output()
