@@ -6,12 +6,12 @@
 //! holds at most two runs of it; and an upload never waits for the budget while it holds any.
 //! The blob's SHA-256 is fed each run on the same blocking thread, just before the run is
 //! written, so that one upload's hashing runs beside its TLS and form parsing instead of after
-//! them. (Hashing each run on a third thread, beside its write, made 16 concurrent uploads take
-//! 1.4x as long: two threads to schedule per run, among busy clients.) Once a run is in the page
-//! cache its writeback to the disk is started at once (see
-//! [`start_writeback`]), so that the disk writes while the rest of the upload arrives and the
-//! final sync waits only for the last runs. Finishing syncs the file, renames it into place and
-//! syncs the directory (shared with the writes finishing meanwhile, see [`super::dirsync`]).
+//! them (hashing each run on a second blocking thread, beside its write, made 16 concurrent
+//! uploads take 1.4x as long: two threads to schedule per run, among busy clients). Once a run
+//! is in the page cache its writeback to the disk is started at once (see [`start_writeback`]),
+//! so that the disk writes while the rest of the upload arrives and the final sync waits only
+//! for the last runs. Finishing syncs the file, renames it into place and syncs the directory
+//! (shared with the writes finishing meanwhile, see [`super::dirsync`]).
 
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
