@@ -12,6 +12,8 @@
 //! 0009, [`crate::meta::seed`]) in the transaction that writes it, and a later run skips it.
 //! Nothing is ever deleted from the original's bucket unless `--delete-dead-objects` asks, and
 //! then only objects of rows the original no longer listed that no imported row names.
+//!
+//! [`BlobKey`]: crate::domain::BlobKey
 
 mod files;
 

@@ -13,6 +13,9 @@
 //! named by the row (blob key, store state), and gc removes expired rows with what they name.
 //! A recorded offset equal to the length means "all bytes durable, not yet a file": the next
 //! `HEAD` or `PATCH` finishes it (completing the blob and committing are both repeatable).
+//!
+//! [`TusStore`]: crate::meta::tus::TusStore
+//! [`ResumableWriter`]: crate::blob::ResumableWriter
 
 mod session;
 pub mod sha256;
