@@ -13,6 +13,8 @@
 #   PAR_UPLOADS    number of concurrent large uploads (default 16)
 #   PAR_MIB        size of each concurrent upload in MiB (default 100)
 #   KEEP_TMP=1     keep the temp dir (data dir, server log) for inspection
+# With h2load installed (Debian's nghttp2-client), the concurrent uploads run a second time over
+# HTTP/2 from h2load, a client that waits for window updates: curl 7.88 busy-polls instead.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -134,6 +136,10 @@ stop_server() {
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 server_cpu() { # user+system CPU seconds of the server so far
     awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+children_cpu() { # user+system CPU seconds of this script's waited-for children (the clients)
+    awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($14 + $15) / hz }' "/proc/$$/stat"
 }
 
 rss_line() { # VmRSS and VmHWM of the server, in MiB
@@ -266,6 +272,7 @@ echo 0 >"$RSS_FILE"
 SAMPLER_PID=$!
 
 cpu0=$(server_cpu)
+ccpu0=$(children_cpu)
 par_start=$(date +%s.%N)
 pids=()
 for i in $(seq 1 "$PAR_UPLOADS"); do
@@ -279,6 +286,7 @@ par_fail=0
 for p in "${pids[@]}"; do wait "$p" || par_fail=$((par_fail + 1)); done
 par_end=$(date +%s.%N)
 par_cpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+par_ccpu=$(awk -v a="$ccpu0" -v b="$(children_cpu)" 'BEGIN { printf "%.2f", b - a }')
 sleep 0.3
 kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true
@@ -297,6 +305,45 @@ rss_peak_kib=$(cat "$RSS_FILE")
 hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 hw_final=$(metric mtfu_buffer_bytes_high_water)
 
+# The same uploads over HTTP/2 from h2load (nghttp2's load client), which waits for window
+# updates where curl 7.88 spins: with both on the same two cores, the curl row above also
+# measures that spinning (the client CPU it prints).
+H2LOAD_LINE="h2load not installed (apt-get install nghttp2-client): no second HTTP/2 row"
+if command -v h2load >/dev/null 2>&1; then
+    echo "== ${PAR_UPLOADS} concurrent ${PAR_MIB} MiB uploads from h2load"
+    FORM="$TMP/par.form"
+    BOUNDARY="mtfu-bench-boundary-$$"
+    {
+        cd_='Content-Disposition: form-data; name='
+        printf -- '--%s\r\n%s"resource"\r\n\r\nh2load\r\n' "$BOUNDARY" "$cd_"
+        printf -- '--%s\r\n%s"resource_id"\r\n\r\n1\r\n' "$BOUNDARY" "$cd_"
+        printf -- '--%s\r\n%s"file"; filename="par.bin"\r\n' "$BOUNDARY" "$cd_"
+        printf 'Content-Type: application/octet-stream\r\n\r\n'
+        cat "$PAR"
+        printf -- '\r\n--%s--\r\n' "$BOUNDARY"
+    } >"$FORM"
+    cpu0=$(server_cpu)
+    ccpu0=$(children_cpu)
+    h2_start=$(date +%s.%N)
+    timeout 900 h2load -n "$PAR_UPLOADS" -c "$PAR_UPLOADS" -m 1 -d "$FORM" \
+        -H "authorization: Bearer $TOKEN" \
+        -H "content-type: multipart/form-data; boundary=$BOUNDARY" \
+        "$BASE/api/upload" >"$TMP/h2load.txt" 2>&1 || true
+    h2_end=$(date +%s.%N)
+    h2_cpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+    h2_ccpu=$(awk -v a="$ccpu0" -v b="$(children_cpu)" 'BEGIN { printf "%.2f", b - a }')
+    server_alive
+    h2_ok=$(awk '/^status codes:/ {print $3; exit}' "$TMP/h2load.txt")
+    [[ "${h2_ok:-0}" == "$PAR_UPLOADS" ]] \
+        || { cat "$TMP/h2load.txt" >&2; die "h2load: not every upload answered 2xx"; }
+    H2LOAD_LINE=$(awk -v n="$PAR_UPLOADS" -v m="$PAR_MIB" -v a="$h2_start" -v b="$h2_end" \
+        -v c="$h2_cpu" -v k="$h2_ccpu" 'BEGIN { t = b - a
+            printf "%d x %d MiB concurrent uploads (h2load, HTTP/2): %.2f s, ", n, m, t
+            printf "%.1f MB/s aggregate, ", n * m * 1048576 / t / 1e6
+            printf "server CPU %.2f s, client CPU %.2f s", c, k }')
+    rm -f "$FORM"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -309,9 +356,13 @@ echo "server memory after the wrk runs: $RSS_AFTER_WRK (then restarted: $RSS_FRE
 echo
 echo "$BIG_LINE"
 awk -v n="$PAR_UPLOADS" -v m="$PAR_MIB" -v a="$par_start" -v b="$par_end" -v c="$par_cpu" \
-    'BEGIN { t = b - a; printf "%d x %d MiB concurrent uploads: %.2f s, %.1f MB/s aggregate, server CPU %.2f s\n", n, m, t, n * m * 1048576 / t / 1e6, c }'
+    -v k="$par_ccpu" 'BEGIN { t = b - a
+        printf "%d x %d MiB concurrent uploads (curl): %.2f s, ", n, m, t
+        printf "%.1f MB/s aggregate, ", n * m * 1048576 / t / 1e6
+        printf "server CPU %.2f s, client CPU %.2f s\n", c, k }'
 echo "  non-200 answers: $par_non200, curl failures: $par_fail"
 echo "  server RSS before: $(mib $((rss_before * 1024))) MiB, peak sampled VmRSS: $(mib $((rss_peak_kib * 1024))) MiB, VmHWM: $(mib $((hwm_kib * 1024))) MiB$([[ $hwm_reset == 1 ]] || echo ' (since start)')"
 echo "  mtfu_buffer_bytes_high_water: ${hw_final:-?} bytes ($(mib "${hw_final:-}") MiB; after the single large upload: $(mib "${hw_after_big:-}") MiB)"
+echo "$H2LOAD_LINE"
 
 [[ $par_non200 == 0 && $par_fail == 0 ]] || die "some concurrent uploads failed"
