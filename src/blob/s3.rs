@@ -24,6 +24,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -63,28 +64,57 @@ pub struct S3Store {
     s: Arc<Shared>,
 }
 
-/// An S3 failure as a [`BlobError`]: no answer, a timeout or a 5xx is `Unavailable` (retrying
-/// later may work), a missing key `NotFound`.
+/// An S3 failure as a [`BlobError`]: no answer, a timeout, a 5xx, an answer the SDK cannot
+/// read, or a refusal of the store's own (its bucket gone, mtfu's credentials refused) is
+/// `Unavailable` (the store is failing: a 503, and retrying later may work); a missing key is
+/// `NotFound`. What is left is a request S3 found wrong, which is mtfu's bug.
 fn classify<E>(op: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_owned);
+    let unreadable = unreadable_success(&e);
     let message = format!("S3 {op}: {}", DisplayErrorContext(&e));
     match (&e, status, code.as_deref()) {
         (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => {
             BlobError::Unavailable(message)
         }
-        (_, _, Some("NoSuchBucket")) => BlobError::Other(message),
+        (_, _, Some(refusal)) if STORE_REFUSALS.contains(&refusal) => {
+            BlobError::Unavailable(message)
+        }
         (_, _, Some("NoSuchKey" | "NotFound" | "NoSuchUpload")) | (_, Some(404), _) => {
             BlobError::NotFound
         }
         (_, Some(s), _) if s >= 500 => BlobError::Unavailable(message),
         (_, _, Some("SlowDown" | "RequestTimeout")) => BlobError::Unavailable(message),
         (SdkError::ResponseError(_), _, _) => BlobError::Unavailable(message),
+        _ if unreadable => BlobError::Unavailable(message),
         _ => BlobError::Other(message),
     }
+}
+
+/// Error codes that say the store, not the request, is wrong: the bucket is gone, or the
+/// credentials mtfu was given are refused (an operator's matter; the client gets a 503).
+const STORE_REFUSALS: &[&str] = &[
+    "NoSuchBucket",
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AccountProblem",
+];
+
+/// A 2xx answer whose body the SDK could not read as the operation's result (a store that
+/// speaks S3 loosely).
+fn unreadable_success<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(e, SdkError::ServiceError(_))
+        && e.code().is_none()
+        && e.raw_response().is_some_and(|r| r.status().is_success())
 }
 
 /// The server does not implement the operation (s3s-fs has no `ListMultipartUploads`).
@@ -178,6 +208,64 @@ impl Shared {
                 BlobError::NotFound => Ok(()), // already gone
                 other => Err(other),
             },
+        }
+    }
+
+    /// `CompleteMultipartUpload` of `upload_id` from `parts` into `object`, which then holds
+    /// `length` bytes. Two answers leave the outcome unknown, and the object itself then says
+    /// whether the upload completed ([`Shared::completed_before`]): `NoSuchUpload` (a retried
+    /// completion whose first answer was lost) and a 2xx whose body the SDK cannot read (moto 5
+    /// names its answer's root element `CompleteMultipartUploadResponse`, not S3's `...Result`).
+    async fn complete(
+        &self,
+        object: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        length: u64,
+    ) -> BlobResult<()> {
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        let e = match done {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let unreadable = unreadable_success(&e);
+        match classify("CompleteMultipartUpload", e) {
+            BlobError::NotFound => self.completed_before(object, length).await,
+            e if unreadable => match self.completed_before(object, length).await {
+                Err(BlobError::NotFound) => Err(e),
+                checked => checked,
+            },
+            e => Err(e),
+        }
+    }
+
+    /// After S3 said the multipart upload is gone, or answered its completion unreadably: done
+    /// already if the object is there whole.
+    async fn completed_before(&self, object_key: &str, length: u64) -> BlobResult<()> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(object_key)
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", e))?;
+        if head.content_length().and_then(|l| u64::try_from(l).ok()) == Some(length) {
+            Ok(())
+        } else {
+            Err(BlobError::NotFound)
         }
     }
 

@@ -23,6 +23,7 @@ mod hostile;
 mod hostile_forms;
 mod import;
 mod login_limits;
+mod moto;
 mod openapi;
 mod operator;
 mod proxy;

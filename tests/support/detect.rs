@@ -7,6 +7,7 @@
 //!   (the suite then uses `postgres://postgres@127.0.0.1:5432/postgres`);
 //! - `mtfu_no_nginx`, `mtfu_no_pebble`: the Debian binaries are missing;
 //! - `mtfu_no_tuspy`: `python3 -c 'import tusclient'` fails;
+//! - `mtfu_no_moto`: `python3 -c 'import moto.server'` fails (moto's S3 server, from PyPI);
 //! - `mtfu_no_root`: not root (mounting a tmpfs for the disk-fault test);
 //! - `mtfu_no_browser`: no `node`, `/usr/bin/chromium` or `tests/browser/node_modules`;
 //! - `mtfu_no_delalloc`: the temporary directory's file system does not show written data as
@@ -35,7 +36,7 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=tests/support/detect.rs");
     println!("cargo:rerun-if-changed=tests/browser");
-    let missing: [(&str, Probe); 7] = [
+    let missing: [(&str, Probe); 8] = [
         ("mtfu_no_pg", postgres),
         ("mtfu_no_nginx", || {
             has("nginx") || Path::new("/usr/sbin/nginx").exists()
@@ -44,6 +45,12 @@ fn main() {
         ("mtfu_no_tuspy", || {
             Command::new("python3")
                 .args(["-c", "import tusclient"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        }),
+        ("mtfu_no_moto", || {
+            Command::new("python3")
+                .args(["-c", "import moto.server"])
                 .output()
                 .is_ok_and(|o| o.status.success())
         }),

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedPart};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -241,23 +241,6 @@ impl Shared {
         }
         Ok(())
     }
-
-    /// After S3 said the multipart upload is gone: done already if the object is there whole.
-    async fn completed_before(&self, object_key: &str, length: u64) -> BlobResult<()> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(object_key)
-            .send()
-            .await
-            .map_err(|e| classify("HeadObject", e))?;
-        if head.content_length().and_then(|l| u64::try_from(l).ok()) == Some(length) {
-            Ok(())
-        } else {
-            Err(BlobError::NotFound)
-        }
-    }
 }
 
 impl S3Store {
@@ -376,25 +359,10 @@ impl S3Store {
                 .await
                 .map_err(|e| classify("PutObject", e))?;
         } else {
-            let done = self
-                .s
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.s.bucket)
-                .key(&object)
-                .upload_id(&st.upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts.iter().map(completed).collect()))
-                        .build(),
-                )
-                .send()
-                .await;
-            match done.map_err(|e| classify("CompleteMultipartUpload", e)) {
-                Ok(_) => {}
-                Err(BlobError::NotFound) => self.s.completed_before(&object, length).await?,
-                Err(e) => return Err(e),
-            }
+            let parts = parts.iter().map(completed).collect();
+            self.s
+                .complete(&object, &st.upload_id, parts, length)
+                .await?;
         }
         // The blob is complete: its tails are garbage now. Best effort: gc's sweep removes
         // tail objects that no upload in progress names.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
@@ -30,6 +30,8 @@ pub(super) struct S3Writer {
     key: String,
     /// Bytes the blob may still receive (its bound minus what was written).
     room: u64,
+    /// Bytes written.
+    length: u64,
     filling: Option<Filling>,
     upload_id: Option<String>,
     next_part: i32,
@@ -46,6 +48,7 @@ impl S3Writer {
             s,
             key,
             room,
+            length: 0,
             filling: None,
             upload_id: None,
             next_part: 1,
@@ -164,20 +167,8 @@ impl S3Writer {
         parts.sort_by_key(|p| p.part_number());
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.s
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.s.bucket)
-            .key(&self.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
+            .complete(&self.key, &upload_id, parts, self.length)
             .await
-            .map_err(|e| classify("CompleteMultipartUpload", e))?;
-        Ok(())
     }
 
     /// Abort: cancel the parts in flight, then abort the multipart upload in a task of its own,
@@ -220,6 +211,7 @@ impl BlobWriter for S3Writer {
             return Err(BlobError::Other("more bytes than the blob's bound".into()));
         }
         self.room -= chunk.len() as u64;
+        self.length += chunk.len() as u64;
         while !chunk.is_empty() {
             match &mut self.filling {
                 Some(f) if f.buf.len() < f.cap => {
