@@ -4,7 +4,7 @@
 //! `CompleteMultipartUpload` answer's root element is `CompleteMultipartUploadResponse`, which
 //! the SDK cannot read), so what mtfu does with a store that speaks S3 loosely is shown here:
 //! uploads of several parts, resumable uploads, downloads and deletes, each checked on the
-//! bytes moto holds, and gc over its listings. Skipped when moto is not installed, unless
+//! bytes moto holds, and fsck and gc over its listings. Skipped when moto is not installed, unless
 //! `MTFU_TEST_REQUIRE_TOOLS=1`.
 //! Also here: a store refusing mtfu's credentials answers 503, not 500.
 
@@ -200,6 +200,11 @@ async fn moto_holds_multipart_and_resumable_uploads_byte_exact() {
     let (status, body) = app.delete(&token, &format!("/api/v2/files/{id}")).await;
     assert_eq!(status, 204, "{body}");
     assert_eq!(moto.objects().await.len(), 2, "the deleted blob is gone");
+    // ... which fsck does not count against the deleted row gc has yet to reap.
+    let (meta, blob) = (&app.state.files.meta, &app.state.files.blob);
+    let checked = mtfu::fsck::check(meta, blob, true).await.expect("fsck");
+    assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
+    assert_eq!(checked.digests_verified, 2, "{checked:?}");
 
     // gc over moto's listings (it implements ListMultipartUploads, which s3s-fs does not): a
     // multipart upload nobody finished goes, the live objects stay whole.
@@ -211,7 +216,6 @@ async fn moto_holds_multipart_and_resumable_uploads_byte_exact() {
         .send()
         .await
         .expect("create a multipart upload");
-    let (meta, blob) = (&app.state.files.meta, &app.state.files.blob);
     let r = mtfu::gc::sweep(meta, blob, Duration::ZERO, false)
         .await
         .expect("gc");
