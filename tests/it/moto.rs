@@ -11,10 +11,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mtfu::config::{BlobBackendKind, Config};
+use mtfu::config::Config;
 
 use crate::helpers::spawn_with;
-use crate::s3::{BUCKET, PART, S3Server};
+use crate::s3::{BUCKET, PART, S3Server, client_at, configure_at};
 use crate::tus::{Tus, data, metadata, sha256_hex};
 
 /// moto's S3 server on a free loopback port; killed when dropped.
@@ -64,42 +64,16 @@ impl Moto {
     }
 
     fn client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "moto", "moto", None, None, "test",
-            ))
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https(),
-            )
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        client_at(&self.endpoint, "moto", "moto")
     }
 
     fn configure(&self, cfg: &mut Config) {
-        cfg.blobs.backend = BlobBackendKind::S3;
-        let s3 = &mut cfg.blobs.s3;
-        s3.bucket = BUCKET.into();
-        s3.region = "us-east-1".into();
-        s3.endpoint_url = Some(self.endpoint.clone());
-        s3.force_path_style = true;
-        s3.access_key_id = Some("moto".into());
-        s3.secret_access_key = Some("moto".into());
-        s3.key_prefix = "files/".into();
-        s3.part_size = PART;
-        s3.parts_in_flight = 2;
+        configure_at(cfg, &self.endpoint, "moto", "moto");
         cfg.limits.max_file_size = 64 * 1024 * 1024;
     }
 
-    /// Every object in the bucket, with its bytes.
-    async fn objects(&self) -> Vec<(String, Vec<u8>)> {
+    /// The SHA-256 of every object in the bucket, sorted.
+    async fn digests(&self) -> Vec<String> {
         let c = self.client();
         let listed = c
             .list_objects_v2()
@@ -109,13 +83,21 @@ impl Moto {
             .expect("list");
         let mut out = Vec::new();
         for o in listed.contents() {
-            let key = o.key().expect("key").to_owned();
-            let body = c.get_object().bucket(BUCKET).key(&key).send().await;
+            let key = o.key().expect("key");
+            let body = c.get_object().bucket(BUCKET).key(key).send().await;
             let bytes = body.expect("get").body.collect().await.expect("body");
-            out.push((key, bytes.into_bytes().to_vec()));
+            out.push(sha256_hex(&bytes.into_bytes()));
         }
+        out.sort();
         out
     }
+}
+
+/// The SHA-256 of each of `blobs`, sorted.
+fn digests_of(blobs: &[&[u8]]) -> Vec<String> {
+    let mut out: Vec<String> = blobs.iter().map(|b| sha256_hex(b)).collect();
+    out.sort();
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,16 +145,11 @@ async fn moto_holds_multipart_and_resumable_uploads_byte_exact() {
     }
 
     // moto holds exactly these three objects, byte-exact, and mtfu serves them back.
-    let mut held: Vec<String> = moto
-        .objects()
-        .await
-        .iter()
-        .map(|(_, b)| sha256_hex(b))
-        .collect();
-    held.sort();
-    let mut want = vec![sha256_hex(&big), sha256_hex(&small), sha256_hex(&resumable)];
-    want.sort();
-    assert_eq!(held, want, "the objects in moto's bucket");
+    assert_eq!(
+        moto.digests().await,
+        digests_of(&[&big, &small, &resumable]),
+        "the objects in moto's bucket"
+    );
     let (status, listing) = app.get(&token, "/api/v2/files?resource=moto").await;
     assert_eq!(status, 200, "{listing}");
     let files = listing["files"].as_array().expect("files").clone();
@@ -199,7 +176,11 @@ async fn moto_holds_multipart_and_resumable_uploads_byte_exact() {
         .expect("big.bin");
     let (status, body) = app.delete(&token, &format!("/api/v2/files/{id}")).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(moto.objects().await.len(), 2, "the deleted blob is gone");
+    assert_eq!(
+        moto.digests().await,
+        digests_of(&[&small, &resumable]),
+        "the deleted blob is gone"
+    );
     // ... which fsck does not count against the deleted row gc has yet to reap.
     let (meta, blob) = (&app.state.files.meta, &app.state.files.blob);
     let checked = mtfu::fsck::check(meta, blob, true).await.expect("fsck");
@@ -227,16 +208,11 @@ async fn moto_holds_multipart_and_resumable_uploads_byte_exact() {
         .await
         .expect("list uploads");
     assert!(uploads.uploads().is_empty(), "{r:?} left {uploads:?}");
-    let mut left: Vec<String> = moto
-        .objects()
-        .await
-        .iter()
-        .map(|(_, b)| sha256_hex(b))
-        .collect();
-    left.sort();
-    let mut want = vec![sha256_hex(&small), sha256_hex(&resumable)];
-    want.sort();
-    assert_eq!(left, want, "gc kept the live objects whole");
+    assert_eq!(
+        moto.digests().await,
+        digests_of(&[&small, &resumable]),
+        "gc kept the live objects whole"
+    );
 }
 
 /// A store that refuses mtfu's credentials is a failing store: 503 JSON, nothing kept.

@@ -95,17 +95,7 @@ impl S3Server {
 
     /// Point `cfg` at this server.
     pub fn configure(&self, cfg: &mut Config) {
-        cfg.blobs.backend = BlobBackendKind::S3;
-        let s3 = &mut cfg.blobs.s3;
-        s3.bucket = BUCKET.into();
-        s3.region = "us-east-1".into();
-        s3.endpoint_url = Some(self.endpoint());
-        s3.force_path_style = true;
-        s3.access_key_id = Some(ACCESS_KEY.into());
-        s3.secret_access_key = Some(SECRET_KEY.into());
-        s3.key_prefix = "files/".into();
-        s3.part_size = PART;
-        s3.parts_in_flight = 2;
+        configure_at(cfg, &self.endpoint(), ACCESS_KEY, SECRET_KEY);
     }
 
     /// Multipart uploads in progress (s3s-fs's `.upload-{id}.json` files).
@@ -256,13 +246,33 @@ async fn a_one_gib_upload_arrives_byte_exact_as_a_multipart_object() {
 }
 
 pub async fn s3_client(s3: &S3Server) -> aws_sdk_s3::Client {
+    client_at(&s3.endpoint(), ACCESS_KEY, SECRET_KEY)
+}
+
+/// Point `cfg` at bucket [`BUCKET`] of the S3 server at `endpoint`, in parts of [`PART`].
+pub fn configure_at(cfg: &mut Config, endpoint: &str, access_key: &str, secret_key: &str) {
+    cfg.blobs.backend = BlobBackendKind::S3;
+    let s3 = &mut cfg.blobs.s3;
+    s3.bucket = BUCKET.into();
+    s3.region = "us-east-1".into();
+    s3.endpoint_url = Some(endpoint.into());
+    s3.force_path_style = true;
+    s3.access_key_id = Some(access_key.into());
+    s3.secret_access_key = Some(secret_key.into());
+    s3.key_prefix = "files/".into();
+    s3.part_size = PART;
+    s3.parts_in_flight = 2;
+}
+
+/// An S3 client of the server at `endpoint`.
+pub fn client_at(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(s3.endpoint())
+        .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            ACCESS_KEY, SECRET_KEY, None, None, "test",
+            access_key, secret_key, None, None, "test",
         ))
         .http_client(
             aws_smithy_http_client::Builder::new()
